@@ -1,0 +1,1 @@
+//! Conformance battery every backend must pass.
