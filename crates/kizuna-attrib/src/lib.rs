@@ -1,14 +1,19 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Attribution of an address to a member ISP and to its origin AS, by longest prefix match.
+//!
+//! - [`PrefixTable`]: an immutable LPM table (flattened ranges, 16-bit direct index, branchless
+//!   search in the bucket), built once and read lock-free from many threads.
+//! - [`parse_ipasn`] / [`write_ipasn`]: the pyasn "ipasn" text format for routing tables.
+//! - [`Attributor`]: member and ASN tables built from routes and members' declared space.
+//!
+//! This crate does no network IO and holds no subscriber data: it maps addresses to members.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#![warn(missing_docs)]
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+mod attributor;
+mod ipasn;
+mod table;
+
+pub use attributor::{Attribution, Attributor, MemberSpace};
+pub use ipasn::{parse_ipasn, write_ipasn};
+pub use kizuna_model::{IpNet, MemberId, Rejected};
+pub use table::PrefixTable;
