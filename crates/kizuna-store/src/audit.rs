@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 
 use kizuna_model::Timestamp;
 
+use crate::{Result, Store};
+
 /// What happened, by whom, to what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -97,41 +99,97 @@ pub enum Verdict {
 /// the anchor names is present with the same hash (entries after it may exist: appended after
 /// the anchor was written).
 pub fn verify(entries: impl IntoIterator<Item = AuditEntry>, anchor: Option<Anchor>) -> Verdict {
-    let mut prev = [0u8; 32];
-    let mut expected_seq = 1u64;
-    let mut anchor_seen = false;
+    let mut v = Verifier::new(anchor);
     for e in entries {
+        if let Some(broken) = v.push(&e) {
+            return broken;
+        }
+    }
+    v.finish()
+}
+
+/// Incremental form of [`verify`]: feed entries in order with [`Verifier::push`], then call
+/// [`Verifier::finish`]. Lets a caller verify a log of any length page by page.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    prev: [u8; 32],
+    expected_seq: u64,
+    anchor: Option<Anchor>,
+    anchor_seen: bool,
+}
+
+impl Verifier {
+    /// A verifier expecting entry 1 first.
+    pub fn new(anchor: Option<Anchor>) -> Self {
+        Verifier { prev: [0u8; 32], expected_seq: 1, anchor, anchor_seen: false }
+    }
+
+    /// Checks the next entry; returns the verdict when the chain is broken there.
+    pub fn push(&mut self, e: &AuditEntry) -> Option<Verdict> {
+        let expected_seq = self.expected_seq;
         if e.seq != expected_seq {
-            return Verdict::Broken {
+            return Some(Verdict::Broken {
                 seq: expected_seq,
                 reason: format!("entry {expected_seq} is missing (next entry found is {})", e.seq),
-            };
+            });
         }
-        if e.prev_hash != prev {
-            return Verdict::Broken { seq: e.seq, reason: "previous-hash link does not match".into() };
+        if e.prev_hash != self.prev {
+            return Some(Verdict::Broken { seq: e.seq, reason: "previous-hash link does not match".into() });
         }
         let h = chain_hash(e.seq, &e.prev_hash, &e.record);
         if h != e.hash {
-            return Verdict::Broken { seq: e.seq, reason: "entry content does not match its hash (modified)".into() };
+            return Some(Verdict::Broken {
+                seq: e.seq,
+                reason: "entry content does not match its hash (modified)".into(),
+            });
         }
-        if let Some(a) = anchor {
-            if a.seq == e.seq {
-                if a.hash != e.hash {
-                    return Verdict::Broken { seq: e.seq, reason: "entry differs from the anchor".into() };
-                }
-                anchor_seen = true;
+        if let Some(a) = self.anchor
+            && a.seq == e.seq
+        {
+            if a.hash != e.hash {
+                return Some(Verdict::Broken { seq: e.seq, reason: "entry differs from the anchor".into() });
             }
+            self.anchor_seen = true;
         }
-        prev = h;
-        expected_seq += 1;
+        self.prev = h;
+        self.expected_seq += 1;
+        None
     }
-    if let Some(a) = anchor {
-        if !anchor_seen && a.seq > 0 {
+
+    /// The verdict after the last entry.
+    pub fn finish(self) -> Verdict {
+        let last = self.expected_seq - 1;
+        if let Some(a) = self.anchor
+            && !self.anchor_seen
+            && a.seq > 0
+        {
             return Verdict::Broken {
-                seq: expected_seq,
-                reason: format!("log ends at entry {} but the anchor records entry {}: entries were removed", expected_seq - 1, a.seq),
+                seq: self.expected_seq,
+                reason: format!("log ends at entry {last} but the anchor records entry {}: entries were removed", a.seq),
             };
         }
+        Verdict::Intact { entries: last }
     }
-    Verdict::Intact { entries: expected_seq - 1 }
+}
+
+/// Entries read per page by [`verify_store`].
+pub const VERIFY_PAGE: usize = 1000;
+
+/// Verifies a store's whole audit log, reading it in pages of [`VERIFY_PAGE`] entries (memory
+/// stays flat however long the log is). Pass the anchor kept outside the store (e.g.
+/// [`crate::sqlite::SqliteStore::audit_anchor`]) to detect removal of the newest entries.
+pub fn verify_store(store: &dyn Store, anchor: Option<Anchor>) -> Result<Verdict> {
+    let mut v = Verifier::new(anchor);
+    let mut after = 0u64;
+    loop {
+        let page = store.audit_entries(after, VERIFY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            if let Some(broken) = v.push(e) {
+                return Ok(broken);
+            }
+        }
+    }
+    Ok(v.finish())
 }

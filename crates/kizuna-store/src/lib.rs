@@ -17,6 +17,7 @@
 //! hands it observations, members (ISPs, not their customers), tokens (hashed) and audit entries.
 
 pub mod audit;
+pub mod codec;
 pub mod conformance;
 pub mod sqlite;
 
@@ -187,7 +188,7 @@ pub struct Totals {
     pub unattributed: u64,
     /// Records in quarantine.
     pub quarantined: u64,
-    /// Per member: observations routed to it.
+    /// Per member: observations routed to it, by member id; members with none are left out.
     pub per_member: Vec<(MemberId, u64)>,
 }
 
@@ -211,6 +212,10 @@ impl Retention {
 /// complete transaction.
 pub trait Store: Send + Sync {
     /// Commits a batch atomically and durably; returns after the commit.
+    ///
+    /// `Routed::id` is trusted to be the observation's content id (the pipeline computes it).
+    /// A batch routing an observation to a member that does not exist fails as a whole with
+    /// [`StoreError::NotFound`] and stores nothing.
     fn commit_batch(&self, batch: &Batch) -> Result<BatchOutcome>;
 
     /// One observation by id.

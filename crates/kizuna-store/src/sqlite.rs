@@ -1,1 +1,957 @@
-//! SQLite backend (see the crate docs).
+//! SQLite backend (see the crate docs): one database file in the data directory.
+//!
+//! # Durability
+//! The database runs in WAL mode with `synchronous=FULL`: every commit fsyncs the WAL before
+//! [`Store::commit_batch`] returns, so an acknowledged batch survives a crash of the process
+//! *and* of the machine. (`synchronous=NORMAL` would only fsync at checkpoints: a power loss
+//! could lose the last acknowledged commits, which breaks "acknowledged only after it is
+//! durable".) Batches are large, so one fsync per batch costs little per observation.
+//!
+//! # Concurrency
+//! One writer connection behind a mutex (SQLite has one writer at a time anyway) and a pool of
+//! reader connections: readers see the last committed state (WAL snapshot isolation) and are
+//! never blocked by a commit in progress. Every read method is a single statement, hence a
+//! single consistent snapshot. [`SqliteStore::open_in_memory`] uses one connection for both.
+//!
+//! # Hot path
+//! [`Store::commit_batch`] encodes every body ([`crate::codec`]) before taking the writer lock,
+//! then inserts with one cached prepared statement per table inside one `BEGIN IMMEDIATE`
+//! transaction. Sequence numbers are assigned by the store from a high-water mark kept in the
+//! `meta` table (in the same transaction), so they are strictly increasing in commit order and
+//! never reused, even when the newest rows are deleted by retention. Duplicates are detected by
+//! `INSERT OR IGNORE` on the unique id. Totals are kept in a `counters` table updated once per
+//! batch, so [`Store::totals`] never scans.
+//!
+//! # Audit anchor
+//! After each audit append commits, the newest entry's [`Anchor`] is written atomically (temp
+//! file, fsync, rename) to `<database path>.audit-anchor`, outside the database.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use kizuna_model::{IpNet, MemberId, ObservationId, Rejected, Routed, Timestamp};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::audit::{self, Anchor};
+use crate::{
+    AuditEntry, AuditRecord, Batch, BatchOutcome, Cursor, Member, MemberSpec, Page, QuarantineEntry, Result, Retention,
+    Store, StoreError, StoredObservation, TokenHash, TokenInfo, Totals, codec,
+};
+
+/// Schema version this code writes; [`SqliteStore::open`] migrates older files up to it and
+/// refuses newer ones.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Idle reader connections kept for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+-- seq_hwm: the highest observation sequence number ever assigned (never reused).
+INSERT INTO meta (key, value) VALUES ('seq_hwm', 0);
+
+CREATE TABLE members (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    name         TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    asns         TEXT NOT NULL,     -- JSON array of numbers
+    prefixes     TEXT NOT NULL,     -- JSON array of CIDR strings
+    contacts     TEXT NOT NULL,     -- JSON array of strings
+    created      INTEGER NOT NULL   -- µs since the epoch
+);
+
+CREATE TABLE feeds (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE observations (
+    seq       INTEGER PRIMARY KEY,            -- assigned from meta.seq_hwm, never reused
+    id        BLOB NOT NULL UNIQUE,           -- 16-byte content id
+    member    INTEGER REFERENCES members(id), -- NULL: unattributed
+    feed      INTEGER NOT NULL,               -- feeds.id
+    t         INTEGER NOT NULL,               -- time.source, else time.observation (µs): retention
+    source_ip BLOB,                           -- 4 or 16 bytes
+    stored_at INTEGER NOT NULL,               -- µs
+    body      BLOB NOT NULL                   -- codec.rs encoding of the observation
+);
+CREATE INDEX observations_member ON observations (member, seq) WHERE member IS NOT NULL;
+CREATE INDEX observations_source_ip ON observations (source_ip) WHERE source_ip IS NOT NULL;
+CREATE INDEX observations_feed_t ON observations (feed, t);
+
+CREATE TABLE quarantine (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    source_name TEXT NOT NULL,
+    line        INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    raw         TEXT NOT NULL
+);
+
+-- name: 'observations' | 'unattributed' | 'quarantined' (member 0) or 'member' (per member).
+CREATE TABLE counters (
+    name   TEXT NOT NULL,
+    member INTEGER NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (name, member)
+) WITHOUT ROWID;
+
+CREATE TABLE tokens (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash    BLOB NOT NULL UNIQUE,  -- SHA-256 of the token; the token is never stored
+    member  INTEGER NOT NULL REFERENCES members(id),
+    label   TEXT NOT NULL,
+    prefix  TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    revoked INTEGER
+);
+CREATE INDEX tokens_member ON tokens (member);
+
+CREATE TABLE routes (
+    addr BLOB NOT NULL,     -- 4 or 16 bytes
+    len  INTEGER NOT NULL,
+    asn  INTEGER NOT NULL
+);
+
+CREATE TABLE audit (
+    seq       INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash      BLOB NOT NULL
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+"#,
+)];
+
+const INSERT_OBSERVATION: &str = "INSERT OR IGNORE INTO observations (seq, id, member, feed, t, source_ip, stored_at, body) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+const ADD_COUNTER: &str = "INSERT INTO counters (name, member, n) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (name, member) DO UPDATE SET n = n + excluded.n";
+
+/// Maps rusqlite errors into [`StoreError`], keeping constraint violations recognisable.
+trait Sql<T> {
+    fn sql(self) -> Result<T>;
+}
+
+impl<T> Sql<T> for rusqlite::Result<T> {
+    fn sql(self) -> Result<T> {
+        self.map_err(sql_error)
+    }
+}
+
+fn sql_error(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        let msg = msg.clone().unwrap_or_default();
+        match f.extended_code {
+            rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                return StoreError::NotFound(format!("referenced member does not exist ({msg})"));
+            }
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                return StoreError::Conflict(format!("already exists ({msg})"));
+            }
+            _ => {}
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn corrupt(what: impl Into<String>, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { what: what.into(), reason: reason.into() }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves SQLite consistent (an open transaction is rolled
+    // back when dropped), so a poisoned lock is safe to take over.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn limit_sql(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn u64_sql(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn ip_bytes(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
+    match ip {
+        IpAddr::V4(a) => {
+            buf[..4].copy_from_slice(&a.octets());
+            &buf[..4]
+        }
+        IpAddr::V6(a) => {
+            *buf = a.octets();
+            &buf[..]
+        }
+    }
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => <[u8; 4]>::try_from(b).ok().map(|o| IpAddr::V4(Ipv4Addr::from(o))),
+        16 => <[u8; 16]>::try_from(b).ok().map(|o| IpAddr::V6(Ipv6Addr::from(o))),
+        _ => None,
+    }
+}
+
+fn member_from_sql(v: i64) -> Result<MemberId> {
+    u32::try_from(v).map(MemberId).map_err(|_| corrupt("member id", format!("{v} out of range")))
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    writer: Mutex<Writer>,
+    /// `None` for an in-memory database: reads go through the writer connection.
+    readers: Option<Mutex<Vec<Connection>>>,
+    path: Option<PathBuf>,
+    /// In-memory databases keep their anchor here instead of in a file.
+    memory_anchor: Mutex<Option<Anchor>>,
+}
+
+struct Writer {
+    conn: Connection,
+    /// feed name → feeds.id, for committed rows only (cleared when a transaction fails).
+    feeds: HashMap<String, i64>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, applies pending schema migrations and
+    /// sets WAL mode with `synchronous=FULL`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).sql()?;
+        // page_size only takes effect on a new database (before the first table exists).
+        conn.pragma_update(None, "page_size", 8192).sql()?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).sql()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!("cannot enable WAL mode (journal_mode is {mode})")));
+        }
+        Self::configure_writer(&conn)?;
+        // Checkpoint at ~64 MiB of WAL instead of 4 MiB: fewer, larger checkpoints on ingest.
+        conn.pragma_update(None, "wal_autocheckpoint", 8192).sql()?;
+        conn.pragma_update(None, "journal_size_limit", 256i64 * 1024 * 1024).sql()?;
+        Self::migrate(&conn)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Writer { conn, feeds: HashMap::new() }),
+            readers: Some(Mutex::new(Vec::new())),
+            path: Some(path.to_path_buf()),
+            memory_anchor: Mutex::new(None),
+        })
+    }
+
+    /// A private in-memory database (for tests): one connection, nothing durable.
+    pub fn open_in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().sql()?;
+        Self::configure_writer(&conn)?;
+        Self::migrate(&conn)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Writer { conn, feeds: HashMap::new() }),
+            readers: None,
+            path: None,
+            memory_anchor: Mutex::new(None),
+        })
+    }
+
+    fn configure_writer(conn: &Connection) -> Result<()> {
+        conn.pragma_update(None, "synchronous", "FULL").sql()?;
+        conn.pragma_update(None, "foreign_keys", true).sql()?;
+        conn.pragma_update(None, "cache_size", -128 * 1024).sql()?; // 128 MiB
+        conn.pragma_update(None, "temp_store", "MEMORY").sql()?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).sql()?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(())
+    }
+
+    fn migrate(conn: &Connection) -> Result<()> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .sql()?;
+        let current: i64 =
+            conn.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0)).sql()?;
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "database schema version {current} is newer than this program supports ({SCHEMA_VERSION})"
+            )));
+        }
+        for (version, sql) in MIGRATIONS {
+            if *version <= current {
+                continue;
+            }
+            let tx = conn.unchecked_transaction().sql()?;
+            tx.execute_batch(sql).sql()?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, Timestamp::now().as_micros()],
+            )
+            .sql()?;
+            tx.commit().sql()?;
+        }
+        Ok(())
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.read(|c| c.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0)).sql())
+    }
+
+    /// Where the audit anchor is written: `<database path>.audit-anchor` (`None` in memory).
+    pub fn anchor_path(&self) -> Option<PathBuf> {
+        self.path.as_ref().map(|p| {
+            let mut s = p.clone().into_os_string();
+            s.push(".audit-anchor");
+            PathBuf::from(s)
+        })
+    }
+
+    /// The anchor (newest audit entry) written after the last append: read from the anchor
+    /// file, or kept in memory for an in-memory store. `None` when no entry was ever appended
+    /// (or the file is missing or unreadable).
+    pub fn audit_anchor(&self) -> Option<Anchor> {
+        match self.anchor_path() {
+            Some(p) => std::fs::read_to_string(p).ok().and_then(|s| Anchor::decode(&s)),
+            None => *lock(&self.memory_anchor),
+        }
+    }
+
+    /// Verifies the audit log against the anchor ([`audit::verify_store`] with
+    /// [`SqliteStore::audit_anchor`]).
+    pub fn verify_audit(&self) -> Result<audit::Verdict> {
+        audit::verify_store(self, self.audit_anchor())
+    }
+
+    fn write_anchor(&self, a: Anchor) -> Result<()> {
+        let Some(path) = self.anchor_path() else {
+            *lock(&self.memory_anchor) = Some(a);
+            return Ok(());
+        };
+        let io = |e: std::io::Error| StoreError::Backend(format!("writing audit anchor {}: {e}", path.display()));
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(a.encode().as_bytes()).map_err(io)?;
+            f.write_all(b"\n").map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        if let Some(dir) = path.parent() {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a reader connection (the writer's, in memory).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let (Some(pool), Some(path)) = (&self.readers, &self.path) else {
+            let w = lock(&self.writer);
+            return f(&w.conn);
+        };
+        let conn = lock(pool).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(path).sql()?;
+                c.pragma_update(None, "query_only", true).sql()?;
+                c.pragma_update(None, "cache_size", -32 * 1024).sql()?;
+                c.busy_timeout(std::time::Duration::from_secs(10)).sql()?;
+                c.set_prepared_statement_cache_capacity(32);
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut idle = lock(pool);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+        let mut w = lock(&self.writer);
+        let out = f(&mut w);
+        if out.is_err() {
+            w.feeds.clear();
+        }
+        out
+    }
+}
+
+fn stored_from_row(r: &rusqlite::Row<'_>, member: Option<Option<MemberId>>) -> Result<StoredObservation> {
+    // Columns: seq, id, stored_at, body[, member]
+    let seq: i64 = r.get(0).sql()?;
+    let what = || format!("observation seq {seq}");
+    let id: Vec<u8> = r.get(1).sql()?;
+    let id: [u8; 16] = id.as_slice().try_into().map_err(|_| corrupt(what(), "id is not 16 bytes"))?;
+    let stored_at: i64 = r.get(2).sql()?;
+    let body = r.get_ref(3).sql()?.as_blob().map_err(|e| corrupt(what(), e.to_string()))?;
+    let observation = codec::decode(body).map_err(|e| corrupt(what(), e.to_string()))?;
+    let member = match member {
+        Some(m) => m,
+        None => r.get::<_, Option<i64>>(4).sql()?.map(member_from_sql).transpose()?,
+    };
+    Ok(StoredObservation {
+        seq: u64::try_from(seq).map_err(|_| corrupt(what(), "negative seq"))?,
+        stored_at: Timestamp::from_micros(stored_at),
+        routed: Routed { id: ObservationId(id), observation, member },
+    })
+}
+
+fn member_from_row(r: &rusqlite::Row<'_>) -> Result<Member> {
+    // Columns: id, name, display_name, asns, prefixes, contacts, created
+    let id = member_from_sql(r.get(0).sql()?)?;
+    let what = || format!("member {id}");
+    let asns: String = r.get(3).sql()?;
+    let prefixes: String = r.get(4).sql()?;
+    let contacts: String = r.get(5).sql()?;
+    let asns: Vec<u32> = serde_json::from_str(&asns).map_err(|e| corrupt(what(), format!("asns: {e}")))?;
+    let prefixes: Vec<String> =
+        serde_json::from_str(&prefixes).map_err(|e| corrupt(what(), format!("prefixes: {e}")))?;
+    let prefixes = prefixes
+        .iter()
+        .map(|p| p.parse::<IpNet>().map_err(|e| corrupt(what(), format!("prefix {p:?}: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let contacts: Vec<String> =
+        serde_json::from_str(&contacts).map_err(|e| corrupt(what(), format!("contacts: {e}")))?;
+    Ok(Member {
+        id,
+        name: r.get(1).sql()?,
+        display_name: r.get(2).sql()?,
+        asns,
+        prefixes,
+        contacts,
+        created: Timestamp::from_micros(r.get(6).sql()?),
+    })
+}
+
+const MEMBER_COLUMNS: &str = "id, name, display_name, asns, prefixes, contacts, created";
+const TOKEN_COLUMNS: &str = "id, member, label, prefix, created, revoked";
+
+fn token_from_row(r: &rusqlite::Row<'_>) -> Result<TokenInfo> {
+    let id: i64 = r.get(0).sql()?;
+    Ok(TokenInfo {
+        id: u64::try_from(id).map_err(|_| corrupt("token", "negative id"))?,
+        member: member_from_sql(r.get(1).sql()?)?,
+        label: r.get(2).sql()?,
+        prefix: r.get(3).sql()?,
+        created: Timestamp::from_micros(r.get(4).sql()?),
+        revoked: r.get::<_, Option<i64>>(5).sql()?.map(Timestamp::from_micros),
+    })
+}
+
+fn spec_json(spec: &MemberSpec) -> Result<(String, String, String, String)> {
+    if spec.name.trim().is_empty() {
+        return Err(StoreError::Conflict("member name is empty".into()));
+    }
+    let display = if spec.display_name.is_empty() { spec.name.clone() } else { spec.display_name.clone() };
+    let enc = |e: serde_json::Error| StoreError::Backend(format!("encoding member: {e}"));
+    let asns = serde_json::to_string(&spec.asns).map_err(enc)?;
+    let prefixes: Vec<String> = spec.prefixes.iter().map(|p| p.to_string()).collect();
+    let prefixes = serde_json::to_string(&prefixes).map_err(enc)?;
+    let contacts = serde_json::to_string(&spec.contacts).map_err(enc)?;
+    Ok((display, asns, prefixes, contacts))
+}
+
+fn feed_id(tx: &Connection, cache: &mut HashMap<String, i64>, name: &str) -> Result<i64> {
+    if let Some(&id) = cache.get(name) {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO feeds (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
+        .sql()?
+        .execute([name])
+        .sql()?;
+    let id: i64 =
+        tx.prepare_cached("SELECT id FROM feeds WHERE name = ?1").sql()?.query_row([name], |r| r.get(0)).sql()?;
+    cache.insert(name.to_owned(), id);
+    Ok(id)
+}
+
+fn add_counter(tx: &Connection, name: &str, member: i64, delta: i64) -> Result<()> {
+    if delta != 0 {
+        tx.prepare_cached(ADD_COUNTER).sql()?.execute(params![name, member, delta]).sql()?;
+    }
+    Ok(())
+}
+
+fn insert_rejected(tx: &Connection, at: i64, r: &Rejected) -> Result<()> {
+    tx.prepare_cached("INSERT INTO quarantine (at, source_name, line, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .sql()?
+        .execute(params![at, r.source_name, u64_sql(r.line), r.reason, r.raw])
+        .sql()?;
+    Ok(())
+}
+
+impl Writer {
+    fn commit(&mut self, batch: &Batch, bodies: &[u8], ends: &[usize], now: i64) -> Result<BatchOutcome> {
+        let Writer { conn, feeds } = self;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+        let mut seq: i64 = tx
+            .prepare_cached("SELECT value FROM meta WHERE key = 'seq_hwm'")
+            .sql()?
+            .query_row([], |r| r.get(0))
+            .sql()?;
+        let mut out = BatchOutcome::default();
+        let mut unattributed = 0i64;
+        let mut per_member: HashMap<u32, i64> = HashMap::new();
+        {
+            let mut ins = tx.prepare_cached(INSERT_OBSERVATION).sql()?;
+            let mut ipbuf = [0u8; 16];
+            let mut start = 0usize;
+            for (r, &end) in batch.observations.iter().zip(ends) {
+                let body = &bodies[start..end];
+                start = end;
+                let o = &r.observation;
+                let feed = feed_id(&tx, feeds, &o.feed.name)?;
+                let t = o.time_source.unwrap_or(o.time_observation).as_micros();
+                let ip = o.source.ip.map(|ip| ip_bytes(ip, &mut ipbuf));
+                let member = r.member.map(|m| i64::from(m.0));
+                let n = ins.execute(params![seq + 1, &r.id.0[..], member, feed, t, ip, now, body]).sql()?;
+                if n == 1 {
+                    seq += 1;
+                    out.stored += 1;
+                    match r.member {
+                        Some(m) => *per_member.entry(m.0).or_default() += 1,
+                        None => unattributed += 1,
+                    }
+                } else {
+                    out.duplicates += 1;
+                }
+            }
+        }
+        for r in &batch.rejected {
+            insert_rejected(&tx, now, r)?;
+        }
+        out.quarantined = batch.rejected.len() as u64;
+        add_counter(&tx, "observations", 0, u64_sql(out.stored))?;
+        add_counter(&tx, "unattributed", 0, unattributed)?;
+        add_counter(&tx, "quarantined", 0, u64_sql(out.quarantined))?;
+        for (m, n) in per_member {
+            add_counter(&tx, "member", i64::from(m), n)?;
+        }
+        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'seq_hwm'").sql()?.execute([seq]).sql()?;
+        tx.commit().sql()?;
+        Ok(out)
+    }
+}
+
+impl Store for SqliteStore {
+    fn commit_batch(&self, batch: &Batch) -> Result<BatchOutcome> {
+        // Encode outside the lock so that concurrent committers encode in parallel.
+        let mut bodies = Vec::with_capacity(batch.observations.len() * 160);
+        let mut ends = Vec::with_capacity(batch.observations.len());
+        for r in &batch.observations {
+            codec::encode(&r.observation, &mut bodies);
+            ends.push(bodies.len());
+        }
+        let now = Timestamp::now().as_micros();
+        self.write(|w| w.commit(batch, &bodies, &ends, now))
+    }
+
+    fn observation(&self, id: &ObservationId) -> Result<Option<StoredObservation>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT seq, id, stored_at, body, member FROM observations WHERE id = ?1").sql()?;
+            let mut rows = st.query([&id.0[..]]).sql()?;
+            match rows.next().sql()? {
+                Some(r) => stored_from_row(r, None).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn page(&self, member: MemberId, after: Cursor, limit: usize) -> Result<Page> {
+        let items = self.read(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT seq, id, stored_at, body FROM observations \
+                     WHERE member = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )
+                .sql()?;
+            let mut rows = st.query(params![i64::from(member.0), u64_sql(after.0), limit_sql(limit)]).sql()?;
+            let mut items = Vec::with_capacity(limit.min(4096));
+            while let Some(r) = rows.next().sql()? {
+                items.push(stored_from_row(r, Some(Some(member)))?);
+            }
+            Ok(items)
+        })?;
+        let next = items.last().map_or(after, |o| Cursor(o.seq));
+        Ok(Page { items, next })
+    }
+
+    fn by_source_ip(&self, ip: IpAddr, limit: usize) -> Result<Vec<StoredObservation>> {
+        self.read(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT seq, id, stored_at, body, member FROM observations \
+                     WHERE source_ip = ?1 ORDER BY seq DESC LIMIT ?2",
+                )
+                .sql()?;
+            let mut buf = [0u8; 16];
+            let mut rows = st.query(params![ip_bytes(ip, &mut buf), limit_sql(limit)]).sql()?;
+            let mut items = Vec::new();
+            while let Some(r) = rows.next().sql()? {
+                items.push(stored_from_row(r, None)?);
+            }
+            Ok(items)
+        })
+    }
+
+    fn quarantine(&self, after: u64, limit: usize) -> Result<Vec<QuarantineEntry>> {
+        self.read(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT id, at, source_name, line, reason, raw FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2",
+                )
+                .sql()?;
+            let mut rows = st.query(params![u64_sql(after), limit_sql(limit)]).sql()?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().sql()? {
+                let id: i64 = r.get(0).sql()?;
+                let line: i64 = r.get(3).sql()?;
+                out.push(QuarantineEntry {
+                    id: u64::try_from(id).map_err(|_| corrupt("quarantine entry", "negative id"))?,
+                    at: Timestamp::from_micros(r.get(1).sql()?),
+                    rejected: Rejected {
+                        source_name: r.get(2).sql()?,
+                        line: u64::try_from(line).map_err(|_| corrupt(format!("quarantine {id}"), "negative line"))?,
+                        reason: r.get(4).sql()?,
+                        raw: r.get(5).sql()?,
+                    },
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn totals(&self) -> Result<Totals> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT name, member, n FROM counters ORDER BY name, member").sql()?;
+            let mut rows = st.query([]).sql()?;
+            let mut t = Totals::default();
+            while let Some(r) = rows.next().sql()? {
+                let name = r.get_ref(0).sql()?.as_str().map_err(|e| corrupt("counter", e.to_string()))?;
+                let n: i64 = r.get(2).sql()?;
+                let n = u64::try_from(n).map_err(|_| corrupt(format!("counter {name}"), format!("negative: {n}")))?;
+                match name {
+                    "observations" => t.observations = n,
+                    "unattributed" => t.unattributed = n,
+                    "quarantined" => t.quarantined = n,
+                    "member" if n > 0 => t.per_member.push((member_from_sql(r.get(1).sql()?)?, n)),
+                    _ => {}
+                }
+            }
+            t.per_member.sort();
+            Ok(t)
+        })
+    }
+
+    fn expire(&self, now: Timestamp, retention: &Retention) -> Result<u64> {
+        self.write(|w| {
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+            let feeds: Vec<(i64, String)> = {
+                let mut st = tx.prepare("SELECT id, name FROM feeds").sql()?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).sql()?.collect::<rusqlite::Result<_>>().sql()?
+            };
+            let mut deleted = 0i64;
+            let mut unattributed = 0i64;
+            let mut per_member: HashMap<i64, i64> = HashMap::new();
+            {
+                let mut del =
+                    tx.prepare("DELETE FROM observations WHERE feed = ?1 AND t < ?2 RETURNING member").sql()?;
+                for (fid, name) in feeds {
+                    let Some(keep) = retention.for_feed(&name) else { continue };
+                    let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
+                    let cutoff = now.as_micros().saturating_sub(keep);
+                    let mut rows = del.query(params![fid, cutoff]).sql()?;
+                    while let Some(r) = rows.next().sql()? {
+                        deleted += 1;
+                        match r.get::<_, Option<i64>>(0).sql()? {
+                            Some(m) => *per_member.entry(m).or_default() += 1,
+                            None => unattributed += 1,
+                        }
+                    }
+                }
+            }
+            add_counter(&tx, "observations", 0, -deleted)?;
+            add_counter(&tx, "unattributed", 0, -unattributed)?;
+            for (m, n) in per_member {
+                add_counter(&tx, "member", m, -n)?;
+            }
+            tx.commit().sql()?;
+            Ok(deleted as u64)
+        })
+    }
+
+    fn add_member(&self, spec: &MemberSpec, now: Timestamp) -> Result<Member> {
+        let (display, asns, prefixes, contacts) = spec_json(spec)?;
+        let id = self.write(|w| {
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+            let taken: Option<i64> =
+                tx.query_row("SELECT id FROM members WHERE name = ?1", [&spec.name], |r| r.get(0)).optional().sql()?;
+            if let Some(other) = taken {
+                return Err(StoreError::Conflict(format!("member name {:?} is in use by member {other}", spec.name)));
+            }
+            tx.execute(
+                "INSERT INTO members (name, display_name, asns, prefixes, contacts, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![spec.name, display, asns, prefixes, contacts, now.as_micros()],
+            )
+            .sql()?;
+            let id = tx.last_insert_rowid();
+            tx.commit().sql()?;
+            member_from_sql(id)
+        })?;
+        self.member(id)?.ok_or_else(|| StoreError::Backend(format!("member {id} vanished after insert")))
+    }
+
+    fn update_member(&self, id: MemberId, spec: &MemberSpec) -> Result<Member> {
+        let (display, asns, prefixes, contacts) = spec_json(spec)?;
+        self.write(|w| {
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+            let taken: Option<i64> = tx
+                .query_row("SELECT id FROM members WHERE name = ?1 AND id != ?2", params![spec.name, id.0], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .sql()?;
+            if let Some(other) = taken {
+                return Err(StoreError::Conflict(format!("member name {:?} is in use by member {other}", spec.name)));
+            }
+            let n = tx
+                .execute(
+                    "UPDATE members SET name = ?1, display_name = ?2, asns = ?3, prefixes = ?4, contacts = ?5 WHERE id = ?6",
+                    params![spec.name, display, asns, prefixes, contacts, id.0],
+                )
+                .sql()?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("member {id}")));
+            }
+            tx.commit().sql()
+        })?;
+        self.member(id)?.ok_or_else(|| StoreError::NotFound(format!("member {id}")))
+    }
+
+    fn members(&self) -> Result<Vec<Member>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {MEMBER_COLUMNS} FROM members ORDER BY id")).sql()?;
+            let mut rows = st.query([]).sql()?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().sql()? {
+                out.push(member_from_row(r)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn member(&self, id: MemberId) -> Result<Option<Member>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE id = ?1")).sql()?;
+            let mut rows = st.query([id.0]).sql()?;
+            rows.next().sql()?.map(member_from_row).transpose()
+        })
+    }
+
+    fn member_by_name(&self, name: &str) -> Result<Option<Member>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE name = ?1")).sql()?;
+            let mut rows = st.query([name]).sql()?;
+            rows.next().sql()?.map(member_from_row).transpose()
+        })
+    }
+
+    fn add_token(
+        &self,
+        member: MemberId,
+        hash: TokenHash,
+        label: &str,
+        prefix: &str,
+        now: Timestamp,
+    ) -> Result<TokenInfo> {
+        self.write(|w| {
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+            let known: Option<i64> =
+                tx.query_row("SELECT id FROM members WHERE id = ?1", [member.0], |r| r.get(0)).optional().sql()?;
+            if known.is_none() {
+                return Err(StoreError::NotFound(format!("member {member}")));
+            }
+            tx.execute(
+                "INSERT INTO tokens (hash, member, label, prefix, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&hash.0[..], member.0, label, prefix, now.as_micros()],
+            )
+            .map_err(|e| match sql_error(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("a token with this hash already exists".into()),
+                other => other,
+            })?;
+            let id = tx.last_insert_rowid();
+            tx.commit().sql()?;
+            Ok(TokenInfo {
+                id: u64::try_from(id).map_err(|_| corrupt("token", "negative id"))?,
+                member,
+                label: label.to_owned(),
+                prefix: prefix.to_owned(),
+                created: now,
+                revoked: None,
+            })
+        })
+    }
+
+    fn revoke_token(&self, token_id: u64, now: Timestamp) -> Result<bool> {
+        self.write(|w| {
+            let n = w
+                .conn
+                .execute(
+                    "UPDATE tokens SET revoked = ?1 WHERE id = ?2 AND revoked IS NULL",
+                    params![now.as_micros(), u64_sql(token_id)],
+                )
+                .sql()?;
+            Ok(n == 1)
+        })
+    }
+
+    fn tokens(&self, member: MemberId) -> Result<Vec<TokenInfo>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE member = ?1 ORDER BY id")).sql()?;
+            let mut rows = st.query([member.0]).sql()?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().sql()? {
+                out.push(token_from_row(r)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn member_for_token(&self, hash: &TokenHash) -> Result<Option<MemberId>> {
+        self.read(|c| {
+            let m: Option<i64> = c
+                .prepare_cached("SELECT member FROM tokens WHERE hash = ?1 AND revoked IS NULL")
+                .sql()?
+                .query_row([&hash.0[..]], |r| r.get(0))
+                .optional()
+                .sql()?;
+            m.map(member_from_sql).transpose()
+        })
+    }
+
+    fn replace_routes(&self, routes: &[(IpNet, u32)]) -> Result<()> {
+        self.write(|w| {
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+            tx.execute("DELETE FROM routes", []).sql()?;
+            {
+                let mut ins = tx.prepare_cached("INSERT INTO routes (addr, len, asn) VALUES (?1, ?2, ?3)").sql()?;
+                let mut buf = [0u8; 16];
+                for (net, asn) in routes {
+                    ins.execute(params![ip_bytes(net.addr(), &mut buf), net.prefix_len(), asn]).sql()?;
+                }
+            }
+            tx.commit().sql()
+        })
+    }
+
+    fn routes(&self) -> Result<Vec<(IpNet, u32)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT addr, len, asn FROM routes ORDER BY rowid").sql()?;
+            let mut rows = st.query([]).sql()?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().sql()? {
+                let addr = r.get_ref(0).sql()?.as_blob().map_err(|e| corrupt("route", e.to_string()))?;
+                let addr = ip_from_bytes(addr).ok_or_else(|| corrupt("route", "address is not 4 or 16 bytes"))?;
+                let len: u8 = r.get(1).sql()?;
+                let net = IpNet::new(addr, len).map_err(|e| corrupt("route", e.to_string()))?;
+                out.push((net, r.get(2).sql()?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn append_audit(&self, record: &AuditRecord) -> Result<AuditEntry> {
+        let mut w = lock(&self.writer);
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+        let last: Option<(i64, Vec<u8>)> = tx
+            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .sql()?;
+        let (seq, prev_hash) = match last {
+            None => (1u64, [0u8; 32]),
+            Some((s, h)) => {
+                let h: [u8; 32] =
+                    h.as_slice().try_into().map_err(|_| corrupt(format!("audit entry {s}"), "hash is not 32 bytes"))?;
+                let s = u64::try_from(s).map_err(|_| corrupt("audit entry", "negative seq"))?;
+                (s + 1, h)
+            }
+        };
+        let hash = audit::chain_hash(seq, &prev_hash, record);
+        tx.execute(
+            "INSERT INTO audit (seq, at, actor, action, subject, detail, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                u64_sql(seq),
+                record.at.as_micros(),
+                record.actor,
+                record.action,
+                record.subject,
+                record.detail,
+                &prev_hash[..],
+                &hash[..]
+            ],
+        )
+        .sql()?;
+        tx.commit().sql()?;
+        // Still under the writer lock, so anchors are written in append order.
+        self.write_anchor(Anchor { seq, hash })?;
+        drop(w);
+        Ok(AuditEntry { seq, record: record.clone(), prev_hash, hash })
+    }
+
+    fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.read(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit \
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .sql()?;
+            let mut rows = st.query(params![u64_sql(after), limit_sql(limit)]).sql()?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().sql()? {
+                let seq: i64 = r.get(0).sql()?;
+                let what = || format!("audit entry {seq}");
+                let prev: Vec<u8> = r.get(6).sql()?;
+                let hash: Vec<u8> = r.get(7).sql()?;
+                out.push(AuditEntry {
+                    seq: u64::try_from(seq).map_err(|_| corrupt(what(), "negative seq"))?,
+                    record: AuditRecord {
+                        at: Timestamp::from_micros(r.get(1).sql()?),
+                        actor: r.get(2).sql()?,
+                        action: r.get(3).sql()?,
+                        subject: r.get(4).sql()?,
+                        detail: r.get(5).sql()?,
+                    },
+                    prev_hash: prev.as_slice().try_into().map_err(|_| corrupt(what(), "prev_hash is not 32 bytes"))?,
+                    hash: hash.as_slice().try_into().map_err(|_| corrupt(what(), "hash is not 32 bytes"))?,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
