@@ -386,7 +386,7 @@ fn set_ep(e: &mut Endpoint, ep: Ep, v: Scalar<'_>, norm: bool) -> Result<(), Str
             })
         }
         Ep::Port => e.port = Some(v.int::<u16>("port")?),
-        Ep::Url => e.url = Some(if norm { v.into_string().trim().to_owned() } else { v.into_string() }),
+        Ep::Url => e.url = Some(if norm { normalize_url(&v.into_string())? } else { v.into_string() }),
     }
     Ok(())
 }
@@ -396,6 +396,24 @@ fn ip(v: &Scalar<'_>) -> Result<IpAddr, String> {
         Scalar::Str(s) => s.trim().parse::<IpAddr>().map_err(|_| format!("invalid IP address {s:?}")),
         other => Err(format!("invalid IP address {other:?}")),
     }
+}
+
+/// A URL as IntelMQ's URL type takes it: `scheme://host…`, trimmed.
+pub(crate) fn normalize_url(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let ok = match t.find("://") {
+        Some(i) => {
+            let scheme = &t[..i];
+            let rest = &t[i + 3..];
+            !scheme.is_empty()
+                && scheme.bytes().all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
+                && !rest.is_empty()
+                && !rest.starts_with(['/', '?', '#'])
+                && !t.contains(char::is_whitespace)
+        }
+        None => false,
+    };
+    if ok { Ok(t.to_owned()) } else { Err(format!("invalid URL {s:?}")) }
 }
 
 /// A host name as IntelMQ's FQDN type takes it: trimmed, without a trailing dot, lower case,

@@ -405,6 +405,9 @@ impl CsvRecord for Plan {
         };
         self.consumed.iter_mut().for_each(|c| *c = false);
         let mut b = Builder::new(self.feed_name.clone(), self.time_observation);
+        // A required field that came out empty: named in the reason if the row then lacks
+        // IntelMQ's minimum.
+        let mut unusable: Option<(&str, &str)> = None;
         for s in &self.steps {
             let raw = &*cells[s.col];
             let v = match convert(&s.conversion, raw, &row, s.required) {
@@ -417,6 +420,7 @@ impl CsvRecord for Plan {
                     if s.is_time {
                         return Outcome::Reject(format!("{}: empty", s.label));
                     }
+                    unusable = unusable.or(Some((&s.label, raw)));
                 } else {
                     self.consumed[s.col] = true;
                 }
@@ -462,6 +466,13 @@ impl CsvRecord for Plan {
             }
         }
         let mut o = b.finish();
+        if let (Err(_), Some((label, raw))) = (o.check_minimum(), unusable) {
+            return Outcome::Reject(if raw.is_empty() {
+                format!("{label}: empty")
+            } else {
+                format!("{label}: no usable value in {raw:?}")
+            });
+        }
         o.feed.provider = Some("Shadowserver".to_owned());
         o.tlp = Tlp::Amber;
         o.legal_basis = self.legal_basis;

@@ -20,7 +20,7 @@
 //! | alert.category | classification.type |
 //! | --- | --- |
 //! | A Network Trojan was detected; Malware Command and Control Activity Detected; Domain Observed Used for C2 Detected; Crypto Currency Mining Activity Detected | `infected-system` |
-//! | Detection of a Network Scan; Attempted Information Leak | `scanner` |
+//! | Detection of a Network Scan (or a signature named `ET SCAN …` / `GPL SCAN …`, which Emerging Threats files under "Attempted Information Leak") | `scanner` |
 //! | Attempted Denial of Service; Denial of Service; Detection of a Denial of Service Attack | `dos` |
 //! | Web Application Attack; Attempted User Privilege Gain; Unsuccessful User Privilege Gain; Attempted Administrator Privilege Gain; Exploit Kit Activity Detected | `exploit` |
 //! | Successful Administrator Privilege Gain | `privileged-account-compromise` |
@@ -138,7 +138,6 @@ fn category_type(cat: &str) -> C {
         ("domain observed used for c2 detected", C::InfectedSystem),
         ("crypto currency mining activity detected", C::InfectedSystem),
         ("detection of a network scan", C::Scanner),
-        ("attempted information leak", C::Scanner),
         ("attempted denial of service", C::Dos),
         ("denial of service", C::Dos),
         ("detection of a denial of service attack", C::Dos),
@@ -188,7 +187,12 @@ fn alert(ev: Eve<'_>, ctx: &Context) -> Result<Observation, String> {
     let src_port = port(ev.src_port.as_ref(), "src_port")?;
     let dst_port = port(ev.dest_port.as_ref(), "dest_port")?;
     let a = ev.alert.ok_or("alert: missing")?;
-    let kind = a.category.as_deref().map(category_type).unwrap_or(C::IdsAlert);
+    let sig = a.signature.as_deref().unwrap_or_default();
+    let kind = if sig.starts_with("ET SCAN ") || sig.starts_with("GPL SCAN ") {
+        C::Scanner
+    } else {
+        a.category.as_deref().map(category_type).unwrap_or(C::IdsAlert)
+    };
     let mut class = Classification::new(kind);
     if let Some(sid) = a.signature_id.as_ref().filter(|v| !v.is_null()) {
         class.identifier = Some(match sid {
@@ -253,6 +257,7 @@ mod tests {
         assert_eq!(category_type("A Network Trojan was detected"), C::InfectedSystem);
         assert_eq!(category_type("detection of a network scan"), C::Scanner);
         assert_eq!(category_type("Misc activity"), C::IdsAlert);
+        assert_eq!(category_type("Attempted Information Leak"), C::IdsAlert);
         assert_eq!(category_type(""), C::IdsAlert);
     }
 
