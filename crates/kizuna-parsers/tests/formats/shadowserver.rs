@@ -1,4 +1,3 @@
-use expect_test::expect_file;
 use kizuna_model::{ClassificationType as C, Taxonomy, Timestamp, Tlp};
 use kizuna_parsers::{Format, Item, SetupError};
 use serde_json::json;
