@@ -3,28 +3,46 @@
 //! # Layout
 //! At build time the prefixes are flattened into non-overlapping address ranges that cover the
 //! whole address space; each range carries the value of its longest matching prefix (or none),
-//! and adjacent ranges with equal values are merged. The ranges are then cut into 65,536 buckets
-//! by the first 16 bits of the address. A lookup reads the bucket's offsets from a direct-indexed
-//! array and does a short branchless binary search over the bucket's range starts, which are
-//! stored truncated to the bits below the bucket (IPv4: 16 bits; IPv6: the next 64 bits, or the
-//! full 112 bits in the rare buckets holding a boundary that needs them, i.e. prefixes longer
-//! than /80). Each bucket starts with the range covering its first address, so a search never
-//! leaves its bucket.
+//! and neighbouring ranges with equal values are merged. The ranges are then cut into buckets by
+//! a direct-indexed multibit trie of packed `u32` entries: a root on the first 20 bits (IPv4) or
+//! 16 bits (IPv6), and child nodes only where a bucket holds more ranges than fit in one search
+//! window. A leaf bucket lists its ranges' starts, truncated to the bits below the bucket, and
+//! is searched by a branchless binary search of fixed depth over a window of up to 32 (IPv4,
+//! `u16`, one cache line) or 16 (IPv6, `u64`) keys: no data-dependent branch or loop and few
+//! instructions, so the CPU overlaps the memory accesses of consecutive lookups. Rare oversized leaves use a branchless
+//! binary search; IPv6 leaves with boundaries below their 64 key bits keep full `u128` keys.
+//! Each leaf starts with the range covering its first address, and a leaf that is one range
+//! shares a slot holding that value.
+//!
+//! Each family holds at most [`MAX_PREFIXES`] distinct prefixes (the IPv4 Internet table is about
+//! a million); past that the table keeps the prefixes with the lowest addresses.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// Number of leading address bits that pick a bucket.
-const TOP_BITS: u32 = 16;
-/// Buckets per family.
-const BUCKETS: usize = 1 << TOP_BITS;
-/// In the IPv6 bucket index, marks a bucket whose keys need the extra low 48 bits.
-const WIDE: u32 = 1 << 31;
-/// Mask for the offset part of an IPv6 bucket index entry.
-const OFFSET_MASK: u32 = WIDE - 1;
-/// The low 48 bits of an IPv6 address (below the 16 bucket bits and the 64 key bits).
-const LOW48: u128 = (1 << 48) - 1;
+/// The most distinct prefixes one address family of a [`PrefixTable`] holds.
+pub const MAX_PREFIXES: usize = 1 << 22;
+
+/// Entry tag: a leaf searched over a window (`len <= window`).
+const TAG_LEAF: u32 = 0;
+/// Entry tag: a child node at `payload * NODE_ALIGN` in `nodes`.
+const TAG_NODE: u32 = 1;
+/// Entry tag: an oversized leaf, `big[payload]`.
+const TAG_BIG: u32 = 2;
+/// Entry tag: a leaf with full `u128` keys, `wide[payload]`.
+const TAG_WIDE: u32 = 3;
+/// Child nodes start at multiples of this many entries.
+const NODE_ALIGN: usize = 16;
+/// Bits of an entry below the payload: 2 tag bits, 5 bits of `len - 1`.
+const PAYLOAD_SHIFT: u32 = 7;
+
+const V4_ROOT: u32 = 20;
+const V4_STRIDES: &[u32] = &[4, 8];
+const V4_WINDOW: usize = 32;
+const V6_ROOT: u32 = 16;
+const V6_STRIDES: &[u32] = &[8, 8, 8, 8];
+const V6_WINDOW: usize = 16;
 
 /// An immutable longest-prefix-match table from IPv4 and IPv6 prefixes to values.
 ///
@@ -33,32 +51,58 @@ const LOW48: u128 = (1 << 48) - 1;
 #[derive(Debug, Clone)]
 pub struct PrefixTable<V: Copy> {
     len: usize,
-    v4: Ranges4<V>,
-    v6: Ranges6<V>,
+    v4: Family<V, u16>,
+    v6: Family<V, u64>,
 }
 
-/// IPv4 ranges: bucket offsets, 16-bit range starts within the bucket, values.
+/// One address family's trie and leaves.
 #[derive(Debug, Clone)]
-struct Ranges4<V> {
-    /// `BUCKETS + 1` offsets into `keys`/`vals`, or empty when the family has no prefix.
-    idx: Vec<u32>,
-    keys: Vec<u16>,
+struct Family<V, K> {
+    /// The root (`1 << root bits` entries) followed by the child nodes; empty when the family has
+    /// no prefix.
+    nodes: Vec<u32>,
+    /// Range starts of window and big leaves, truncated to the key bits below the leaf; followed
+    /// by one window of padding.
+    keys: Vec<K>,
+    /// Values, parallel to `keys`.
     vals: Vec<Option<V>>,
+    /// `(offset, len)` of oversized leaves in `keys`/`vals`.
+    big: Vec<(u32, u32)>,
+    /// `(offset, len)` of wide leaves in `wkeys`/`wvals`.
+    wide: Vec<(u32, u32)>,
+    /// Range starts of wide leaves: the address bits below the leaf, left-aligned.
+    wkeys: Vec<u128>,
+    wvals: Vec<Option<V>>,
 }
 
-/// IPv6 ranges: bucket offsets (with the [`WIDE`] flag), address bits 16..80 of each range
-/// start, bits 80..128 for wide buckets, values.
-#[derive(Debug, Clone)]
-struct Ranges6<V> {
-    idx: Vec<u32>,
-    keys: Vec<u64>,
-    /// Parallel to `keys` when any bucket is wide, else empty.
-    lo: Vec<u64>,
-    vals: Vec<Option<V>>,
+/// Key types of leaves.
+trait Key: Copy + Ord + Default {
+    const BITS: u32;
+    /// The top `BITS` bits of `x`.
+    fn top_of(x: u128) -> Self;
+}
+
+impl Key for u16 {
+    const BITS: u32 = 16;
+    fn top_of(x: u128) -> Self {
+        (x >> 112) as u16
+    }
+}
+
+impl Key for u64 {
+    const BITS: u32 = 64;
+    fn top_of(x: u128) -> Self {
+        (x >> 64) as u64
+    }
+}
+
+#[inline(always)]
+fn pack(payload: usize, len: usize, tag: u32) -> u32 {
+    ((payload as u32) << PAYLOAD_SHIFT) | ((len.saturating_sub(1) as u32 & 31) << 2) | tag
 }
 
 /// Index of the last element `<= k` in `keys`; `keys[0]` is never compared (it stands for the
-/// start of the bucket) so the result is 0 when no later element is `<= k`.
+/// start of the leaf), so the result is 0 when no later element is `<= k`.
 #[inline(always)]
 fn last_le<K: Copy + Ord>(keys: &[K], k: K) -> usize {
     let mut base = 0usize;
@@ -68,6 +112,24 @@ fn last_le<K: Copy + Ord>(keys: &[K], k: K) -> usize {
         let mid = base + half;
         base = std::hint::select_unpredictable(keys[mid] <= k, mid, base);
         len -= half;
+    }
+    base
+}
+
+/// The index of the last of `w[..len]` that is `<= k`, or 0 (a leaf's first key stands for its
+/// start, and a shared one-range slot may hold any key); `1 <= len <= W`, `W` a power of two.
+/// A branchless binary search with a fixed number of steps: the CPU never waits on it to
+/// decide what to run next, so consecutive lookups overlap.
+#[inline(always)]
+fn window_le<K: Copy + Ord, const W: usize>(w: &[K; W], len: usize, k: K) -> usize {
+    let mut base = 0usize;
+    let mut n = len;
+    for _ in 0..W.trailing_zeros() {
+        let half = n / 2;
+        let mid = base + half;
+        // With n == 1, mid == base: nothing changes.
+        base = std::hint::select_unpredictable(w[mid & (W - 1)] <= k, mid, base);
+        n -= half;
     }
     base
 }
@@ -86,7 +148,11 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
         }
         let (n4, p4) = flatten(e4, 32);
         let (n6, p6) = flatten(e6, 128);
-        PrefixTable { len: n4 + n6, v4: Ranges4::new(&p4, n4 > 0), v6: Ranges6::new(&p6, n6 > 0) }
+        PrefixTable {
+            len: n4 + n6,
+            v4: Family::build::<V4_WINDOW>(&p4, 32, V4_ROOT, V4_STRIDES),
+            v6: Family::build::<V6_WINDOW>(&p6, 128, V6_ROOT, V6_STRIDES),
+        }
     }
 
     /// The value of the longest prefix holding `ip`. An IPv4-mapped IPv6 address
@@ -107,37 +173,41 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
     /// `u32::from(Ipv4Addr)` gives).
     #[inline]
     pub fn lookup_v4(&self, ip: u32) -> Option<V> {
-        let r = &self.v4;
-        let h = (ip >> TOP_BITS) as usize;
-        let (Some(&lo), Some(&hi)) = (r.idx.get(h), r.idx.get(h + 1)) else {
-            return None;
-        };
-        let (lo, hi) = (lo as usize, hi as usize);
-        let keys = r.keys.get(lo..hi)?;
-        let i = last_le(keys, ip as u16);
-        r.vals.get(lo + i).copied().flatten()
+        // Left-aligned in a u128 the shifts below are the same as for IPv6; the compiler keeps
+        // them in one register since the low 96 bits are zero.
+        let ip = u64::from(ip) << 32;
+        let f = &self.v4;
+        let mut e = *f.nodes.get((ip >> (64 - V4_ROOT)) as usize)?;
+        let mut depth = V4_ROOT;
+        let mut level = 0;
+        while e & 3 == TAG_NODE {
+            let s = *V4_STRIDES.get(level)?;
+            let i = ((ip << depth) >> (64 - s)) as usize;
+            e = *f.nodes.get((e >> PAYLOAD_SHIFT) as usize * NODE_ALIGN + i)?;
+            depth += s;
+            level += 1;
+        }
+        let k = ((ip << depth) >> 48) as u16;
+        f.leaf::<V4_WINDOW>(e, k, || u128::from(ip << depth) << 64)
     }
 
     /// The value of the longest IPv6 prefix holding `ip` (as `u128::from(Ipv6Addr)` gives).
     /// IPv4-mapped addresses are not special here; see [`PrefixTable::lookup`].
     #[inline]
     pub fn lookup_v6(&self, ip: u128) -> Option<V> {
-        let r = &self.v6;
-        let h = (ip >> (128 - TOP_BITS)) as usize;
-        let (Some(&raw), Some(&hi)) = (r.idx.get(h), r.idx.get(h + 1)) else {
-            return None;
-        };
-        let lo = (raw & OFFSET_MASK) as usize;
-        let hi = (hi & OFFSET_MASK) as usize;
-        let keys = r.keys.get(lo..hi)?;
-        let k = (ip >> 48) as u64;
-        let i = if raw & WIDE == 0 {
-            last_le(keys, k)
-        } else {
-            let low = r.lo.get(lo..hi)?;
-            wide_last_le(keys, low, (u128::from(k) << 48) | (ip & LOW48))
-        };
-        r.vals.get(lo + i).copied().flatten()
+        let f = &self.v6;
+        let mut e = *f.nodes.get((ip >> (128 - V6_ROOT)) as usize)?;
+        let mut depth = V6_ROOT;
+        let mut level = 0;
+        while e & 3 == TAG_NODE {
+            let s = *V6_STRIDES.get(level)?;
+            let i = ((ip << depth) >> (128 - s)) as usize;
+            e = *f.nodes.get((e >> PAYLOAD_SHIFT) as usize * NODE_ALIGN + i)?;
+            depth += s;
+            level += 1;
+        }
+        let rest = ip << depth;
+        f.leaf::<V6_WINDOW>(e, (rest >> 64) as u64, || rest)
     }
 
     /// Number of distinct prefixes the table was built from (after removing duplicates).
@@ -152,37 +222,170 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
 
     /// Heap bytes held by the table.
     pub fn memory_bytes(&self) -> usize {
-        fn bytes<T>(v: &Vec<T>) -> usize {
-            v.capacity() * std::mem::size_of::<T>()
-        }
-        bytes(&self.v4.idx)
-            + bytes(&self.v4.keys)
-            + bytes(&self.v4.vals)
-            + bytes(&self.v6.idx)
-            + bytes(&self.v6.keys)
-            + bytes(&self.v6.lo)
-            + bytes(&self.v6.vals)
+        self.v4.memory_bytes() + self.v6.memory_bytes()
     }
 
-    /// Number of flattened address ranges (bucket entries), for diagnostics and benchmarks.
+    /// Number of value slots (flattened ranges plus per-bucket copies), for diagnostics.
     pub fn range_count(&self) -> usize {
-        self.v4.vals.len() + self.v6.vals.len()
+        self.v4.vals.len() + self.v4.wvals.len() + self.v6.vals.len() + self.v6.wvals.len()
     }
 }
 
-/// [`last_le`] over keys made of `keys[i] << 48 | low[i]`.
-#[inline]
-fn wide_last_le(keys: &[u64], low: &[u64], k: u128) -> usize {
-    let mut base = 0usize;
-    let mut len = keys.len().min(low.len());
-    while len > 1 {
-        let half = len / 2;
-        let mid = base + half;
-        let key = (u128::from(keys[mid]) << 48) | u128::from(low[mid]);
-        base = std::hint::select_unpredictable(key <= k, mid, base);
-        len -= half;
+impl<V: Copy + PartialEq, K: Key> Family<V, K> {
+    /// Looks `k` (the key bits below the leaf) up in the leaf `e`; `wide_key` gives all the
+    /// address bits below the leaf, left-aligned, for wide leaves.
+    #[inline(always)]
+    fn leaf<const W: usize>(&self, e: u32, k: K, wide_key: impl Fn() -> u128) -> Option<V> {
+        let payload = (e >> PAYLOAD_SHIFT) as usize;
+        match e & 3 {
+            TAG_LEAF => {
+                let len = ((e >> 2) & 31) as usize + 1;
+                let w: &[K; W] = self.keys.get(payload..payload + W)?.try_into().ok()?;
+                let vals = self.vals.get(payload..payload + len)?;
+                // Start loading the leaf's values now, in parallel with the keys.
+                std::hint::black_box(vals.first().copied());
+                std::hint::black_box(vals.last().copied());
+                vals.get(window_le(w, len, k)).copied().flatten()
+            }
+            TAG_BIG => {
+                let &(off, len) = self.big.get(payload)?;
+                let (off, len) = (off as usize, len as usize);
+                self.vals.get(off + last_le(self.keys.get(off..off + len)?, k)).copied().flatten()
+            }
+            _ => {
+                let &(off, len) = self.wide.get(payload)?;
+                let (off, len) = (off as usize, len as usize);
+                self.wvals.get(off + last_le(self.wkeys.get(off..off + len)?, wide_key())).copied().flatten()
+            }
+        }
     }
-    base
+
+    fn memory_bytes(&self) -> usize {
+        fn bytes<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        bytes(&self.nodes)
+            + bytes(&self.keys)
+            + bytes(&self.vals)
+            + bytes(&self.big)
+            + bytes(&self.wide)
+            + bytes(&self.wkeys)
+            + bytes(&self.wvals)
+    }
+
+    /// Builds the trie over flattened ranges `points` of a `width`-bit family.
+    fn build<const W: usize>(points: &[(u128, Option<V>)], width: u32, root: u32, strides: &[u32]) -> Self {
+        let mut f = Family {
+            nodes: Vec::new(),
+            keys: Vec::new(),
+            vals: Vec::new(),
+            big: Vec::new(),
+            wide: Vec::new(),
+            wkeys: Vec::new(),
+            wvals: Vec::new(),
+        };
+        // Only the default "no value" range: nothing to look up.
+        if points.iter().all(|(_, v)| v.is_none()) {
+            return f;
+        }
+        // Work on left-aligned addresses so that both families shift the same way.
+        let aligned: Vec<(u128, Option<V>)> = points.iter().map(|&(s, v)| (s << (128 - width), v)).collect();
+        f.nodes = vec![0; 1 << root];
+        f.keys.reserve(points.len() * 5 / 4 + W);
+        f.vals.reserve(points.len() * 5 / 4);
+        f.fill_node::<W>(&aligned, 0, 0, root, strides);
+        f.keys.extend(std::iter::repeat_n(K::default(), W));
+        f.nodes.shrink_to_fit();
+        f.keys.shrink_to_fit();
+        f.vals.shrink_to_fit();
+        f
+    }
+
+    /// Fills the node at `nodes[at..at + (1 << stride)]`, which covers the left-aligned region
+    /// starting at `region` of bits `depth..` (the first `depth` bits are fixed); `points` are
+    /// the ranges inside it, the first covering its first address.
+    fn fill_node<const W: usize>(
+        &mut self,
+        points: &[(u128, Option<V>)],
+        at: usize,
+        depth: u32,
+        stride: u32,
+        strides: &[u32],
+    ) {
+        let leaf_depth = depth + stride;
+        // Bucket i covers addresses whose bits depth..leaf_depth equal i.
+        let shift = 128 - leaf_depth;
+        let base = points.first().map_or(0, |p| p.0) & !u128::MAX.checked_shr(depth).unwrap_or(0);
+        let mut i = 0usize;
+        let mut scratch: Vec<(u128, Option<V>)> = Vec::new();
+        for b in 0..1u128 << stride {
+            let start = base | (b << shift);
+            let last = start | u128::MAX.checked_shr(leaf_depth).unwrap_or(0);
+            while i + 1 < points.len() && points[i + 1].0 <= start {
+                i += 1;
+            }
+            let mut j = i + 1;
+            while j < points.len() && points[j].0 <= last {
+                j += 1;
+            }
+            scratch.clear();
+            if let Some(&(_, v)) = points.get(i) {
+                scratch.push((start, v));
+            }
+            if let Some(rest) = points.get(i + 1..j) {
+                scratch.extend_from_slice(rest);
+            }
+            let e = self.leaf_or_node::<W>(&scratch, leaf_depth, strides);
+            if let Some(slot) = self.nodes.get_mut(at + b as usize) {
+                *slot = e;
+            }
+            i = j.saturating_sub(1).max(i);
+        }
+    }
+
+    /// The entry for a bucket at `depth` holding `entries`.
+    fn leaf_or_node<const W: usize>(&mut self, entries: &[(u128, Option<V>)], depth: u32, strides: &[u32]) -> u32 {
+        // Key bits of a range start below the bucket; it fits a K when nothing is set below.
+        let rest = |s: u128| s.checked_shl(depth).unwrap_or(0);
+        let narrow = entries.iter().all(|&(s, _)| rest(s) & (u128::MAX >> K::BITS) == 0);
+        if entries.len() <= W && narrow {
+            let off = self.vals.len();
+            if let [(_, v)] = entries
+                && off > 0
+                && self.vals.last() == Some(v)
+            {
+                return pack(off - 1, 1, TAG_LEAF);
+            }
+            self.push_narrow(entries, &rest);
+            return pack(off, entries.len(), TAG_LEAF);
+        }
+        if let Some((&stride, more)) = strides.split_first() {
+            let at = self.nodes.len().div_ceil(NODE_ALIGN) * NODE_ALIGN;
+            self.nodes.resize(at + (1 << stride), 0);
+            self.fill_node::<W>(entries, at, depth, stride, more);
+            return pack(at / NODE_ALIGN, 0, TAG_NODE);
+        }
+        if narrow {
+            let off = self.vals.len();
+            self.push_narrow(entries, &rest);
+            self.big.push((off as u32, entries.len() as u32));
+            return pack(self.big.len() - 1, 0, TAG_BIG);
+        }
+        let off = self.wvals.len();
+        for &(s, v) in entries {
+            self.wkeys.push(rest(s));
+            self.wvals.push(v);
+        }
+        self.wide.push((off as u32, entries.len() as u32));
+        pack(self.wide.len() - 1, 0, TAG_WIDE)
+    }
+
+    fn push_narrow(&mut self, entries: &[(u128, Option<V>)], rest: &impl Fn(u128) -> u128) {
+        for &(s, v) in entries {
+            self.keys.push(K::top_of(rest(s)));
+            self.vals.push(v);
+        }
+    }
 }
 
 /// Flattens prefixes `(network, length, value)` of a `width`-bit family into range starts with
@@ -201,6 +404,7 @@ fn flatten<V: Copy + PartialEq>(mut items: Vec<(u128, u8, V)>, width: u32) -> (u
             _ => prefixes.push((s, e, v)),
         }
     }
+    prefixes.truncate(MAX_PREFIXES);
     let count = prefixes.len();
 
     fn push<V: PartialEq>(out: &mut Vec<(u128, Option<V>)>, start: u128, v: Option<V>) {
@@ -249,91 +453,6 @@ fn flatten<V: Copy + PartialEq>(mut items: Vec<(u128, u8, V)>, width: u32) -> (u
         push(&mut out, ss, None);
     }
     (count, out)
-}
-
-/// Calls `f(bucket, entries)` for each of the [`BUCKETS`] buckets of a `width`-bit family, in
-/// order, where `entries` are the ranges inside the bucket, the first being the range that
-/// covers the bucket's first address.
-fn for_each_bucket<V: Copy>(points: &[(u128, Option<V>)], width: u32, mut f: impl FnMut(&[(u128, Option<V>)])) {
-    let shift = width - TOP_BITS;
-    let mut i = 0usize;
-    let mut scratch: Vec<(u128, Option<V>)> = Vec::new();
-    for h in 0..BUCKETS as u128 {
-        let start = h << shift;
-        let last = start | ((1u128 << shift) - 1);
-        while i + 1 < points.len() && points[i + 1].0 <= start {
-            i += 1;
-        }
-        let mut j = i + 1;
-        while j < points.len() && points[j].0 <= last {
-            j += 1;
-        }
-        scratch.clear();
-        if let Some(&(_, v)) = points.get(i) {
-            scratch.push((start, v));
-        }
-        if let Some(rest) = points.get(i + 1..j) {
-            scratch.extend_from_slice(rest);
-        }
-        f(&scratch);
-        // The range covering the next bucket's start is the last one seen here.
-        i = j.saturating_sub(1).max(i);
-    }
-}
-
-impl<V: Copy> Ranges4<V> {
-    fn new(points: &[(u128, Option<V>)], any: bool) -> Self {
-        let mut r = Ranges4 { idx: Vec::new(), keys: Vec::new(), vals: Vec::new() };
-        if !any {
-            return r;
-        }
-        r.idx.reserve_exact(BUCKETS + 1);
-        r.keys.reserve_exact(points.len() + BUCKETS);
-        r.vals.reserve_exact(points.len() + BUCKETS);
-        for_each_bucket(points, 32, |entries| {
-            r.idx.push(r.keys.len() as u32);
-            for &(s, v) in entries {
-                r.keys.push(s as u16);
-                r.vals.push(v);
-            }
-        });
-        r.idx.push(r.keys.len() as u32);
-        r.keys.shrink_to_fit();
-        r.vals.shrink_to_fit();
-        r
-    }
-}
-
-impl<V: Copy> Ranges6<V> {
-    fn new(points: &[(u128, Option<V>)], any: bool) -> Self {
-        let mut r = Ranges6 { idx: Vec::new(), keys: Vec::new(), lo: Vec::new(), vals: Vec::new() };
-        if !any {
-            return r;
-        }
-        let any_wide = points.iter().any(|&(s, _)| s & LOW48 != 0);
-        r.idx.reserve_exact(BUCKETS + 1);
-        r.keys.reserve_exact(points.len() + BUCKETS);
-        r.vals.reserve_exact(points.len() + BUCKETS);
-        if any_wide {
-            r.lo.reserve_exact(points.len() + BUCKETS);
-        }
-        for_each_bucket(points, 128, |entries| {
-            let wide = entries.iter().any(|&(s, _)| s & LOW48 != 0);
-            r.idx.push(r.keys.len() as u32 | if wide { WIDE } else { 0 });
-            for &(s, v) in entries {
-                r.keys.push((s >> 48) as u64);
-                if any_wide {
-                    r.lo.push((s & LOW48) as u64);
-                }
-                r.vals.push(v);
-            }
-        });
-        r.idx.push(r.keys.len() as u32);
-        r.keys.shrink_to_fit();
-        r.lo.shrink_to_fit();
-        r.vals.shrink_to_fit();
-        r
-    }
 }
 
 #[cfg(test)]
