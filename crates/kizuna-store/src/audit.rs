@@ -165,7 +165,10 @@ impl Verifier {
         {
             return Verdict::Broken {
                 seq: self.expected_seq,
-                reason: format!("log ends at entry {last} but the anchor records entry {}: entries were removed", a.seq),
+                reason: format!(
+                    "log ends at entry {last} but the anchor records entry {}: entries were removed",
+                    a.seq
+                ),
             };
         }
         Verdict::Intact { entries: last }

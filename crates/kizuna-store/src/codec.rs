@@ -113,7 +113,8 @@ pub fn decode(b: &[u8]) -> Result<Observation, DecodeError> {
     let source = r.endpoint()?;
     let destination = r.endpoint()?;
     let identifier = r.opt_string()?;
-    let malware = Malware { name: r.opt_string()?, md5: r.opt_string()?, sha1: r.opt_string()?, sha256: r.opt_string()? };
+    let malware =
+        Malware { name: r.opt_string()?, md5: r.opt_string()?, sha1: r.opt_string()?, sha256: r.opt_string()? };
     let protocol = Protocol { transport: r.opt_string()?, application: r.opt_string()? };
     let provider = r.opt_string()?;
     let code = r.opt_string()?;

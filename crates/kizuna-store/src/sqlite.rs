@@ -15,11 +15,11 @@
 //!
 //! # Hot path
 //! [`Store::commit_batch`] encodes every body ([`crate::codec`]) before taking the writer lock,
-//! then inserts with one cached prepared statement per table inside one `BEGIN IMMEDIATE`
-//! transaction. Sequence numbers are assigned by the store from a high-water mark kept in the
-//! `meta` table (in the same transaction), so they are strictly increasing in commit order and
-//! never reused, even when the newest rows are deleted by retention. Duplicates are detected by
-//! `INSERT OR IGNORE` on the unique id. Totals are kept in a `counters` table updated once per
+//! then inserts with cached multi-row `INSERT OR IGNORE` statements (up to 256 rows each) inside
+//! one `BEGIN IMMEDIATE` transaction. Repeats inside a batch are dropped before the lock;
+//! repeats of stored observations are ignored by the unique id. Sequence numbers come from
+//! `AUTOINCREMENT`, so they are strictly increasing in commit order and never reused, even when
+//! retention deletes the newest rows. Totals are kept in a `counters` table updated once per
 //! batch, so [`Store::totals`] never scans.
 //!
 //! # Audit anchor
@@ -50,13 +50,6 @@ const MAX_IDLE_READERS: usize = 8;
 const MIGRATIONS: &[(i64, &str)] = &[(
     1,
     r#"
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
--- seq_hwm: the highest observation sequence number ever assigned (never reused).
-INSERT INTO meta (key, value) VALUES ('seq_hwm', 0);
-
 CREATE TABLE members (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     name         TEXT NOT NULL UNIQUE,
@@ -73,9 +66,9 @@ CREATE TABLE feeds (
 );
 
 CREATE TABLE observations (
-    seq       INTEGER PRIMARY KEY,            -- assigned from meta.seq_hwm, never reused
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused
     id        BLOB NOT NULL UNIQUE,           -- 16-byte content id
-    member    INTEGER REFERENCES members(id), -- NULL: unattributed
+    member    INTEGER REFERENCES members(id) DEFERRABLE INITIALLY DEFERRED, -- NULL: unattributed
     feed      INTEGER NOT NULL,               -- feeds.id
     t         INTEGER NOT NULL,               -- time.source, else time.observation (µs): retention
     source_ip BLOB,                           -- 4 or 16 bytes
@@ -135,8 +128,6 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 
 "#,
 )];
 
-const INSERT_OBSERVATION: &str = "INSERT OR IGNORE INTO observations (seq, id, member, feed, t, source_ip, stored_at, body) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 const ADD_COUNTER: &str = "INSERT INTO counters (name, member, n) VALUES (?1, ?2, ?3) \
      ON CONFLICT (name, member) DO UPDATE SET n = n + excluded.n";
 
@@ -238,7 +229,12 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).sql()?;
         // page_size only takes effect on a new database (before the first table exists).
-        conn.pragma_update(None, "page_size", 8192).sql()?;
+        conn.pragma_update(
+            None,
+            "page_size",
+            std::env::var("XPS").ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(8192),
+        )
+        .sql()?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).sql()?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Backend(format!("cannot enable WAL mode (journal_mode is {mode})")));
@@ -248,6 +244,9 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 8192).sql()?;
         conn.pragma_update(None, "journal_size_limit", 256i64 * 1024 * 1024).sql()?;
         Self::migrate(&conn)?;
+        if let Ok(x) = std::env::var("XSQL") {
+            conn.execute_batch(&x).sql()?;
+        }
         Ok(SqliteStore {
             writer: Mutex::new(Writer { conn, feeds: HashMap::new() }),
             readers: Some(Mutex::new(Vec::new())),
@@ -503,54 +502,139 @@ fn insert_rejected(tx: &Connection, at: i64, r: &Rejected) -> Result<()> {
     Ok(())
 }
 
+/// One observation of a batch, prepared for insertion outside the writer lock.
+struct Row<'a> {
+    id: &'a [u8; 16],
+    member: Option<i64>,
+    feed: &'a str,
+    /// Retention time: time.source, else time.observation.
+    t: i64,
+    ip: [u8; 16],
+    /// 0 (no source.ip), 4 or 16.
+    ip_len: u8,
+    body: std::ops::Range<usize>,
+}
+
+/// Rows per multi-row INSERT statement. One statement inserting many rows keeps its B-tree
+/// cursors open between rows (and SQLite then often finds the next key on the page it is
+/// already on), which is much cheaper than one statement execution per row.
+const CHUNK: usize = 256;
+/// Bound parameters per row.
+const PARAMS: usize = 7;
+
+/// `INSERT OR IGNORE … VALUES (…), (…) …` for `n` rows (`n` a power of two up to
+/// [`CHUNK`]); built once per size.
+fn insert_sql(n: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let mut v = Vec::new();
+        let mut k = 1;
+        while k <= CHUNK {
+            let mut sql = String::from(
+                "INSERT OR IGNORE INTO observations (id, member, feed, t, source_ip, stored_at, body) VALUES ",
+            );
+            for i in 0..k {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                for j in 0..PARAMS {
+                    if j > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("?{}", i * PARAMS + j + 1));
+                }
+                sql.push(')');
+            }
+            v.push(sql);
+            k *= 2;
+        }
+        v
+    });
+    &all[n.trailing_zeros() as usize]
+}
+
 impl Writer {
-    fn commit(&mut self, batch: &Batch, bodies: &[u8], ends: &[usize], now: i64) -> Result<BatchOutcome> {
+    fn commit(&mut self, batch: &Batch, rows: &[Row<'_>], bodies: &[u8], now: i64) -> Result<BatchOutcome> {
         let Writer { conn, feeds } = self;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
-        let mut seq: i64 = tx
-            .prepare_cached("SELECT value FROM meta WHERE key = 'seq_hwm'")
+        // Highest sequence number so far (AUTOINCREMENT never reuses one, even when the newest
+        // rows were deleted by retention).
+        let mut before: i64 = tx
+            .prepare_cached("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'observations'")
             .sql()?
             .query_row([], |r| r.get(0))
             .sql()?;
-        let mut out = BatchOutcome::default();
+        let mut stored = 0u64;
         let mut unattributed = 0i64;
-        let mut per_member: HashMap<u32, i64> = HashMap::new();
-        {
-            let mut ins = tx.prepare_cached(INSERT_OBSERVATION).sql()?;
-            let mut ipbuf = [0u8; 16];
-            let mut start = 0usize;
-            for (r, &end) in batch.observations.iter().zip(ends) {
-                let body = &bodies[start..end];
-                start = end;
-                let o = &r.observation;
-                let feed = feed_id(&tx, feeds, &o.feed.name)?;
-                let t = o.time_source.unwrap_or(o.time_observation).as_micros();
-                let ip = o.source.ip.map(|ip| ip_bytes(ip, &mut ipbuf));
-                let member = r.member.map(|m| i64::from(m.0));
-                let n = ins.execute(params![seq + 1, &r.id.0[..], member, feed, t, ip, now, body]).sql()?;
-                if n == 1 {
-                    seq += 1;
-                    out.stored += 1;
+        let mut per_member: HashMap<i64, i64> = HashMap::new();
+        let mut feed_ids = Vec::with_capacity(rows.len());
+        for r in rows {
+            feed_ids.push(feed_id(&tx, feeds, r.feed)?);
+        }
+        // SQLite assigns sequence numbers in insertion order. The sequence number is not bound
+        // explicitly on purpose: an explicit INTEGER PRIMARY KEY value makes a multi-row INSERT
+        // open a statement journal (it "may abort"), which copies every page it touches.
+        let mut done = 0usize;
+        while done < rows.len() {
+            let left = rows.len() - done;
+            let n = if left >= CHUNK { CHUNK } else { 1 << (usize::BITS - 1 - left.leading_zeros()) };
+            let mut st = tx.prepare_cached(insert_sql(n)).sql()?;
+            for (k, r) in rows[done..done + n].iter().enumerate() {
+                let p = k * PARAMS;
+                st.raw_bind_parameter(p + 1, &r.id[..]).sql()?;
+                st.raw_bind_parameter(p + 2, r.member).sql()?;
+                st.raw_bind_parameter(p + 3, feed_ids[done + k]).sql()?;
+                st.raw_bind_parameter(p + 4, r.t).sql()?;
+                if r.ip_len == 0 {
+                    st.raw_bind_parameter(p + 5, rusqlite::types::Null).sql()?;
+                } else {
+                    st.raw_bind_parameter(p + 5, &r.ip[..r.ip_len as usize]).sql()?;
+                }
+                st.raw_bind_parameter(p + 6, now).sql()?;
+                st.raw_bind_parameter(p + 7, &bodies[r.body.clone()]).sql()?;
+            }
+            let inserted = st.raw_execute().sql()?;
+            let chunk = &rows[done..done + n];
+            if inserted == n {
+                for r in chunk {
                     match r.member {
-                        Some(m) => *per_member.entry(m.0).or_default() += 1,
+                        Some(m) => *per_member.entry(m).or_default() += 1,
                         None => unattributed += 1,
                     }
-                } else {
-                    out.duplicates += 1;
+                }
+            } else {
+                // Some rows were already stored (re-ingest): the ones this chunk inserted are
+                // exactly those above the previous highest sequence number (we hold the lock).
+                let mut q = tx.prepare_cached("SELECT member FROM observations WHERE seq > ?1").sql()?;
+                let mut found = q.query([before]).sql()?;
+                while let Some(row) = found.next().sql()? {
+                    match row.get::<_, Option<i64>>(0).sql()? {
+                        Some(m) => *per_member.entry(m).or_default() += 1,
+                        None => unattributed += 1,
+                    }
                 }
             }
+            stored += inserted as u64;
+            if inserted > 0 {
+                before = tx.last_insert_rowid();
+            }
+            done += n;
         }
         for r in &batch.rejected {
             insert_rejected(&tx, now, r)?;
         }
-        out.quarantined = batch.rejected.len() as u64;
+        let out = BatchOutcome {
+            stored,
+            duplicates: batch.observations.len() as u64 - stored,
+            quarantined: batch.rejected.len() as u64,
+        };
         add_counter(&tx, "observations", 0, u64_sql(out.stored))?;
         add_counter(&tx, "unattributed", 0, unattributed)?;
         add_counter(&tx, "quarantined", 0, u64_sql(out.quarantined))?;
         for (m, n) in per_member {
-            add_counter(&tx, "member", i64::from(m), n)?;
+            add_counter(&tx, "member", m, n)?;
         }
-        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'seq_hwm'").sql()?.execute([seq]).sql()?;
         tx.commit().sql()?;
         Ok(out)
     }
@@ -558,20 +642,41 @@ impl Writer {
 
 impl Store for SqliteStore {
     fn commit_batch(&self, batch: &Batch) -> Result<BatchOutcome> {
-        // Encode outside the lock so that concurrent committers encode in parallel.
+        // Encode and drop repeats inside the batch before taking the writer lock, so that
+        // concurrent committers do this work in parallel.
         let mut bodies = Vec::with_capacity(batch.observations.len() * 160);
-        let mut ends = Vec::with_capacity(batch.observations.len());
+        let mut rows = Vec::with_capacity(batch.observations.len());
+        let mut seen = std::collections::HashSet::with_capacity(batch.observations.len());
         for r in &batch.observations {
-            codec::encode(&r.observation, &mut bodies);
-            ends.push(bodies.len());
+            if !seen.insert(r.id) {
+                continue;
+            }
+            let o = &r.observation;
+            let start = bodies.len();
+            codec::encode(o, &mut bodies);
+            let mut ip = [0u8; 16];
+            let ip_len = match o.source.ip {
+                Some(a) => ip_bytes(a, &mut ip).len() as u8,
+                None => 0,
+            };
+            rows.push(Row {
+                id: &r.id.0,
+                member: r.member.map(|m| i64::from(m.0)),
+                feed: &o.feed.name,
+                t: o.time_source.unwrap_or(o.time_observation).as_micros(),
+                ip,
+                ip_len,
+                body: start..bodies.len(),
+            });
         }
         let now = Timestamp::now().as_micros();
-        self.write(|w| w.commit(batch, &bodies, &ends, now))
+        self.write(|w| w.commit(batch, &rows, &bodies, now))
     }
 
     fn observation(&self, id: &ObservationId) -> Result<Option<StoredObservation>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT seq, id, stored_at, body, member FROM observations WHERE id = ?1").sql()?;
+            let mut st =
+                c.prepare_cached("SELECT seq, id, stored_at, body, member FROM observations WHERE id = ?1").sql()?;
             let mut rows = st.query([&id.0[..]]).sql()?;
             match rows.next().sql()? {
                 Some(r) => stored_from_row(r, None).map(Some),
