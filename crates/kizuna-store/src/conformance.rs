@@ -184,6 +184,9 @@ impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
     fn routes(&self) -> Result<Vec<(IpNet, u32)>> {
         self.store.routes()
     }
+    fn routing_generation(&self) -> Result<u64> {
+        self.store.routing_generation()
+    }
     fn append_audit(&self, record: &AuditRecord) -> Result<AuditEntry> {
         self.store.append_audit(record)
     }

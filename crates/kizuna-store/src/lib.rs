@@ -278,6 +278,10 @@ pub trait Store: Send + Sync {
     /// The routing table.
     fn routes(&self) -> Result<Vec<(IpNet, u32)>>;
 
+    /// A number that changes whenever members or routes change (in this process or another
+    /// sharing the store), so attribution tables can be rebuilt only when needed.
+    fn routing_generation(&self) -> Result<u64>;
+
     /// Appends an audit record, chaining it to the previous entry in the same transaction.
     fn append_audit(&self, record: &AuditRecord) -> Result<AuditEntry>;
 

@@ -65,19 +65,28 @@ CREATE TABLE feeds (
     name TEXT NOT NULL UNIQUE
 );
 
+-- Observations in commit order. No secondary index: every lookup structure is a separate
+-- WITHOUT ROWID table below, filled per batch by one multi-row INSERT in key order (cheap:
+-- consecutive keys land on the page the cursor is already on).
 CREATE TABLE observations (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused
-    id        BLOB NOT NULL UNIQUE,           -- 16-byte content id
+    id        BLOB NOT NULL,                     -- 16-byte content id
     member    INTEGER REFERENCES members(id) DEFERRABLE INITIALLY DEFERRED, -- NULL: unattributed
-    feed      INTEGER NOT NULL,               -- feeds.id
-    t         INTEGER NOT NULL,               -- time.source, else time.observation (µs): retention
-    source_ip BLOB,                           -- 4 or 16 bytes
-    stored_at INTEGER NOT NULL,               -- µs
-    body      BLOB NOT NULL                   -- codec.rs encoding of the observation
+    feed      INTEGER NOT NULL,                  -- feeds.id
+    t         INTEGER NOT NULL,                  -- time.source, else time.observation (µs): retention
+    source_ip BLOB,                              -- 4 or 16 bytes
+    stored_at INTEGER NOT NULL,                  -- µs
+    body      BLOB NOT NULL                      -- codec.rs encoding of the observation
 );
-CREATE INDEX observations_member ON observations (member, seq) WHERE member IS NOT NULL;
-CREATE INDEX observations_source_ip ON observations (source_ip) WHERE source_ip IS NOT NULL;
-CREATE INDEX observations_feed_t ON observations (feed, t);
+-- id → seq: deduplication and lookup by id.
+CREATE TABLE obs_ids (id BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+-- A member's stream, for paging.
+CREATE TABLE obs_members (member INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (member, seq)) WITHOUT ROWID;
+-- source.ip → observations.
+CREATE TABLE obs_ips (ip BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ip, seq)) WITHOUT ROWID;
+-- Retention: per feed by time.
+CREATE TABLE obs_times (feed INTEGER NOT NULL, t INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (feed, t, seq))
+    WITHOUT ROWID;
 
 CREATE TABLE quarantine (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -515,115 +524,204 @@ struct Row<'a> {
     body: std::ops::Range<usize>,
 }
 
-/// Rows per multi-row INSERT statement. One statement inserting many rows keeps its B-tree
-/// cursors open between rows (and SQLite then often finds the next key on the page it is
-/// already on), which is much cheaper than one statement execution per row.
-const CHUNK: usize = 256;
-/// Bound parameters per row.
-const PARAMS: usize = 7;
+impl Row<'_> {
+    fn ip(&self) -> Option<&[u8]> {
+        (self.ip_len > 0).then(|| &self.ip[..self.ip_len as usize])
+    }
+}
 
-/// `INSERT OR IGNORE … VALUES (…), (…) …` for `n` rows (`n` a power of two up to
-/// [`CHUNK`]); built once per size.
-fn insert_sql(n: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        let mut v = Vec::new();
-        let mut k = 1;
-        while k <= CHUNK {
-            let mut sql = String::from(
-                "INSERT OR IGNORE INTO observations (id, member, feed, t, source_ip, stored_at, body) VALUES ",
-            );
-            for i in 0..k {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push('(');
-                for j in 0..PARAMS {
-                    if j > 0 {
-                        sql.push(',');
+/// Rows per multi-row INSERT statement. One statement inserting many rows keeps its B-tree
+/// cursors open between rows, and rows given in key order then mostly land on the page the
+/// cursor is already on: much cheaper than one statement execution per row.
+const CHUNK: usize = 256;
+
+/// A multi-row `INSERT OR IGNORE` into one table, prepared for every power-of-two row count up
+/// to [`CHUNK`].
+///
+/// Never bind an INTEGER PRIMARY KEY (rowid) value in these: an explicit rowid "may abort" (type
+/// check), which makes a multi-row statement open a statement journal that copies every page it
+/// touches. Likewise no RETURNING (implemented as a trigger, same effect) and no immediate
+/// foreign keys.
+struct MultiInsert {
+    head: &'static str,
+    params: usize,
+    sql: std::sync::OnceLock<Vec<String>>,
+}
+
+impl MultiInsert {
+    const fn new(head: &'static str, params: usize) -> Self {
+        MultiInsert { head, params, sql: std::sync::OnceLock::new() }
+    }
+
+    fn sql(&self, n: usize) -> &str {
+        let all = self.sql.get_or_init(|| {
+            let mut v = Vec::new();
+            let mut k = 1;
+            while k <= CHUNK {
+                let mut sql = String::from(self.head);
+                sql.push_str(" VALUES ");
+                for i in 0..k {
+                    sql.push_str(if i == 0 { "(" } else { ",(" });
+                    for j in 0..self.params {
+                        if j > 0 {
+                            sql.push(',');
+                        }
+                        sql.push('?');
+                        sql.push_str(&(i * self.params + j + 1).to_string());
                     }
-                    sql.push_str(&format!("?{}", i * PARAMS + j + 1));
+                    sql.push(')');
                 }
-                sql.push(')');
+                v.push(sql);
+                k *= 2;
             }
-            v.push(sql);
-            k *= 2;
+            v
+        });
+        &all[n.trailing_zeros() as usize]
+    }
+
+    /// Inserts `count` rows; `bind(statement, first parameter index, k)` binds the k-th row.
+    /// Returns how many rows were inserted.
+    fn run(
+        &self,
+        tx: &Connection,
+        count: usize,
+        mut bind: impl FnMut(&mut rusqlite::Statement<'_>, usize, usize) -> rusqlite::Result<()>,
+    ) -> Result<usize> {
+        let mut done = 0usize;
+        let mut inserted = 0usize;
+        while done < count {
+            let left = count - done;
+            let n = if left >= CHUNK { CHUNK } else { 1 << (usize::BITS - 1 - left.leading_zeros()) };
+            let mut st = tx.prepare_cached(self.sql(n)).sql()?;
+            for k in 0..n {
+                bind(&mut st, k * self.params + 1, done + k).sql()?;
+            }
+            inserted += st.raw_execute().sql()?;
+            done += n;
         }
-        v
-    });
-    &all[n.trailing_zeros() as usize]
+        Ok(inserted)
+    }
+}
+
+static INSERT_OBSERVATIONS: MultiInsert = MultiInsert::new(
+    "INSERT OR IGNORE INTO observations (id, member, feed, t, source_ip, stored_at, body)",
+    7,
+);
+static INSERT_IDS: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_ids (id, seq)", 2);
+static INSERT_MEMBERS: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_members (member, seq)", 2);
+static INSERT_IPS: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_ips (ip, seq)", 2);
+static INSERT_TIMES: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_times (feed, t, seq)", 3);
+
+/// The highest observation sequence number ever assigned (AUTOINCREMENT never reuses one, even
+/// when retention deleted the newest rows).
+fn last_seq(tx: &Connection) -> Result<i64> {
+    tx.prepare_cached("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'observations'")
+        .sql()?
+        .query_row([], |r| r.get(0))
+        .sql()
+}
+
+/// Inserts the id → seq entries of `rows`, numbered `base + 1 + i` in row order, in id order.
+/// Returns how many were new.
+fn insert_ids(tx: &Connection, rows: &[&Row<'_>], base: i64) -> Result<usize> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by_key(|&i| rows[i].id);
+    INSERT_IDS.run(tx, order.len(), |st, p, k| {
+        let i = order[k];
+        st.raw_bind_parameter(p, &rows[i].id[..])?;
+        st.raw_bind_parameter(p + 1, base + 1 + i as i64)
+    })
 }
 
 impl Writer {
     fn commit(&mut self, batch: &Batch, rows: &[Row<'_>], bodies: &[u8], now: i64) -> Result<BatchOutcome> {
         let Writer { conn, feeds } = self;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
-        // Highest sequence number so far (AUTOINCREMENT never reuses one, even when the newest
-        // rows were deleted by retention).
-        let mut before: i64 = tx
-            .prepare_cached("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'observations'")
-            .sql()?
-            .query_row([], |r| r.get(0))
-            .sql()?;
-        let mut stored = 0u64;
-        let mut unattributed = 0i64;
-        let mut per_member: HashMap<i64, i64> = HashMap::new();
-        let mut feed_ids = Vec::with_capacity(rows.len());
-        for r in rows {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+        let mut base = last_seq(&tx)?;
+        // Observations get sequence numbers base + 1, base + 2, … in row order: SQLite assigns
+        // them so when every row is inserted, which holds because duplicates are known first.
+        // Optimistically assume no row is stored yet (the common case) and check it while
+        // inserting the ids; if some are, start over without them.
+        let mut fresh: Vec<&Row<'_>> = rows.iter().collect();
+        if insert_ids(&tx, &fresh, base)? < fresh.len() {
+            tx.rollback().sql()?;
+            tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+            base = last_seq(&tx)?;
+            {
+                let mut exists = tx.prepare_cached("SELECT 1 FROM obs_ids WHERE id = ?1").sql()?;
+                let mut keep = Vec::with_capacity(fresh.len());
+                for r in fresh {
+                    if !exists.exists([&r.id[..]]).sql()? {
+                        keep.push(r);
+                    }
+                }
+                fresh = keep;
+            }
+            if insert_ids(&tx, &fresh, base)? != fresh.len() {
+                return Err(StoreError::Backend("observation ids changed under the writer lock".into()));
+            }
+        }
+        let mut feed_ids = Vec::with_capacity(fresh.len());
+        for r in &fresh {
             feed_ids.push(feed_id(&tx, feeds, r.feed)?);
         }
-        // SQLite assigns sequence numbers in insertion order. The sequence number is not bound
-        // explicitly on purpose: an explicit INTEGER PRIMARY KEY value makes a multi-row INSERT
-        // open a statement journal (it "may abort"), which copies every page it touches.
-        let mut done = 0usize;
-        while done < rows.len() {
-            let left = rows.len() - done;
-            let n = if left >= CHUNK { CHUNK } else { 1 << (usize::BITS - 1 - left.leading_zeros()) };
-            let mut st = tx.prepare_cached(insert_sql(n)).sql()?;
-            for (k, r) in rows[done..done + n].iter().enumerate() {
-                let p = k * PARAMS;
-                st.raw_bind_parameter(p + 1, &r.id[..]).sql()?;
-                st.raw_bind_parameter(p + 2, r.member).sql()?;
-                st.raw_bind_parameter(p + 3, feed_ids[done + k]).sql()?;
-                st.raw_bind_parameter(p + 4, r.t).sql()?;
-                if r.ip_len == 0 {
-                    st.raw_bind_parameter(p + 5, rusqlite::types::Null).sql()?;
-                } else {
-                    st.raw_bind_parameter(p + 5, &r.ip[..r.ip_len as usize]).sql()?;
-                }
-                st.raw_bind_parameter(p + 6, now).sql()?;
-                st.raw_bind_parameter(p + 7, &bodies[r.body.clone()]).sql()?;
-            }
-            let inserted = st.raw_execute().sql()?;
-            let chunk = &rows[done..done + n];
-            if inserted == n {
-                for r in chunk {
-                    match r.member {
-                        Some(m) => *per_member.entry(m).or_default() += 1,
-                        None => unattributed += 1,
-                    }
-                }
-            } else {
-                // Some rows were already stored (re-ingest): the ones this chunk inserted are
-                // exactly those above the previous highest sequence number (we hold the lock).
-                let mut q = tx.prepare_cached("SELECT member FROM observations WHERE seq > ?1").sql()?;
-                let mut found = q.query([before]).sql()?;
-                while let Some(row) = found.next().sql()? {
-                    match row.get::<_, Option<i64>>(0).sql()? {
-                        Some(m) => *per_member.entry(m).or_default() += 1,
-                        None => unattributed += 1,
-                    }
-                }
-            }
-            stored += inserted as u64;
-            if inserted > 0 {
-                before = tx.last_insert_rowid();
-            }
-            done += n;
+        let inserted = INSERT_OBSERVATIONS.run(&tx, fresh.len(), |st, p, k| {
+            let r = fresh[k];
+            st.raw_bind_parameter(p, &r.id[..])?;
+            st.raw_bind_parameter(p + 1, r.member)?;
+            st.raw_bind_parameter(p + 2, feed_ids[k])?;
+            st.raw_bind_parameter(p + 3, r.t)?;
+            st.raw_bind_parameter(p + 4, r.ip())?;
+            st.raw_bind_parameter(p + 5, now)?;
+            st.raw_bind_parameter(p + 6, &bodies[r.body.clone()])
+        })?;
+        let last = if fresh.is_empty() { base } else { tx.last_insert_rowid() };
+        if inserted != fresh.len() || last != base + fresh.len() as i64 {
+            return Err(StoreError::Backend(format!(
+                "sequence numbers out of step: inserted {inserted} of {} rows, last {last}, expected {}",
+                fresh.len(),
+                base + fresh.len() as i64
+            )));
         }
+        let seq = |k: usize| base + 1 + k as i64;
+
+        let mut unattributed = 0i64;
+        let mut per_member: HashMap<i64, i64> = HashMap::new();
+        let mut by_member: Vec<(i64, i64)> = Vec::with_capacity(fresh.len());
+        for (k, r) in fresh.iter().enumerate() {
+            match r.member {
+                Some(m) => {
+                    *per_member.entry(m).or_default() += 1;
+                    by_member.push((m, seq(k)));
+                }
+                None => unattributed += 1,
+            }
+        }
+        by_member.sort_unstable();
+        INSERT_MEMBERS.run(&tx, by_member.len(), |st, p, k| {
+            st.raw_bind_parameter(p, by_member[k].0)?;
+            st.raw_bind_parameter(p + 1, by_member[k].1)
+        })?;
+        let mut by_ip: Vec<(&[u8], i64)> =
+            fresh.iter().enumerate().filter_map(|(k, r)| r.ip().map(|ip| (ip, seq(k)))).collect();
+        by_ip.sort_unstable();
+        INSERT_IPS.run(&tx, by_ip.len(), |st, p, k| {
+            st.raw_bind_parameter(p, by_ip[k].0)?;
+            st.raw_bind_parameter(p + 1, by_ip[k].1)
+        })?;
+        let mut by_time: Vec<(i64, i64, i64)> =
+            fresh.iter().enumerate().map(|(k, r)| (feed_ids[k], r.t, seq(k))).collect();
+        by_time.sort_unstable();
+        INSERT_TIMES.run(&tx, by_time.len(), |st, p, k| {
+            st.raw_bind_parameter(p, by_time[k].0)?;
+            st.raw_bind_parameter(p + 1, by_time[k].1)?;
+            st.raw_bind_parameter(p + 2, by_time[k].2)
+        })?;
+
         for r in &batch.rejected {
             insert_rejected(&tx, now, r)?;
         }
+        let stored = fresh.len() as u64;
         let out = BatchOutcome {
             stored,
             duplicates: batch.observations.len() as u64 - stored,
@@ -823,6 +921,7 @@ impl Store for SqliteStore {
             )
             .sql()?;
             let id = tx.last_insert_rowid();
+            tx.execute(ADD_COUNTER, params!["routing_generation", 0, 1]).sql()?;
             tx.commit().sql()?;
             member_from_sql(id)
         })?;
@@ -851,6 +950,7 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("member {id}")));
             }
+            tx.execute(ADD_COUNTER, params!["routing_generation", 0, 1]).sql()?;
             tx.commit().sql()
         })?;
         self.member(id)?.ok_or_else(|| StoreError::NotFound(format!("member {id}")))
@@ -969,7 +1069,18 @@ impl Store for SqliteStore {
                     ins.execute(params![ip_bytes(net.addr(), &mut buf), net.prefix_len(), asn]).sql()?;
                 }
             }
+            tx.execute(ADD_COUNTER, params!["routing_generation", 0, 1]).sql()?;
             tx.commit().sql()
+        })
+    }
+
+    fn routing_generation(&self) -> Result<u64> {
+        self.read(|c| {
+            let n: Option<i64> = c
+                .query_row("SELECT n FROM counters WHERE name = 'routing_generation' AND member = 0", [], |r| r.get(0))
+                .optional()
+                .sql()?;
+            Ok(n.unwrap_or(0).max(0) as u64)
         })
     }
 

@@ -1,3 +1,28 @@
-fn main() {
-    println!("Hello, world!");
+//! `kizuna`: the one binary. Glue only: every command calls into the library crates.
+//!
+//! Exit codes: 0 success; 1 an error (message on stderr); 2 nothing could be read (`ingest`) or
+//! a check failed (`audit verify`).
+
+mod cli;
+mod config;
+mod demo;
+mod ingest;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KIZUNA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli::run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kizuna: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
