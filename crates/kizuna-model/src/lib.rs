@@ -16,6 +16,7 @@
 
 mod classification;
 mod id;
+mod indicator;
 mod policy;
 mod time;
 
@@ -24,6 +25,10 @@ use std::net::IpAddr;
 
 pub use classification::{Classification, ClassificationType, Taxonomy, UnknownClassification};
 pub use id::ObservationId;
+pub use indicator::{
+    Indicator, IndicatorKind, InvalidIndicator, canonical_domain, canonical_url, canonical_value, indicator_key,
+    url_host,
+};
 pub use ipnet::IpNet;
 pub use policy::{LegalBasis, Tlp, UnknownValue};
 pub use time::Timestamp;
