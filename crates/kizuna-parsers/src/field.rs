@@ -337,7 +337,7 @@ fn hash(v: Scalar<'_>, norm: bool) -> String {
 
 fn time(v: Scalar<'_>) -> Result<Timestamp, String> {
     match v {
-        Scalar::Str(s) => Timestamp::parse(&s).ok_or_else(|| format!("invalid time {s:?}")),
+        Scalar::Str(s) => crate::time::parse(&s).ok_or_else(|| format!("invalid time {s:?}")),
         other => Err(format!("invalid time {other:?} (expected text)")),
     }
 }
@@ -421,15 +421,17 @@ pub(crate) fn normalize_url(s: &str) -> Result<String, String> {
 pub(crate) fn normalize_host(s: &str) -> Result<String, String> {
     let t = s.trim();
     let t = t.strip_suffix('.').unwrap_or(t);
+    let bad_byte = |c: u8| c <= b' ' || c == 0x7f || b"/:@?#\\\"'<>[]{}|,;=".contains(&c);
     let bad = t.is_empty()
         || t.len() > 253
-        || t.parse::<IpAddr>().is_ok()
+        || t.bytes().any(bad_byte)
         || t.split('.').any(|l| l.is_empty() || l.len() > 63)
-        || t.chars().any(|c| c.is_whitespace() || c.is_control() || "/:@?#\\\"'<>[]{}|,;=".contains(c));
+        || (!t.is_ascii() && t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        || (t.bytes().all(|c| c.is_ascii_digit() || c == b'.') && t.parse::<IpAddr>().is_ok());
     if bad {
         return Err(format!("invalid host name {s:?}"));
     }
-    Ok(t.to_lowercase())
+    Ok(if t.is_ascii() { t.to_ascii_lowercase() } else { t.to_lowercase() })
 }
 
 #[cfg(test)]

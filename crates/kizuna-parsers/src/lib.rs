@@ -44,6 +44,7 @@ mod field;
 pub mod intelmq;
 pub mod shadowserver;
 pub mod suricata;
+mod time;
 
 use std::io::BufRead;
 

@@ -44,7 +44,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use kizuna_model::{Classification, ClassificationType as C, Observation, Timestamp};
+use kizuna_model::{Classification, ClassificationType as C, Observation};
 
 use crate::Context;
 use crate::driver::{JsonLines, Outcome};
@@ -116,7 +116,7 @@ fn record(line: &[u8], ctx: &Context) -> Outcome {
     let Some(ts) = ev.timestamp.as_deref() else {
         return Outcome::Reject("timestamp: missing".into());
     };
-    let Some(time) = Timestamp::parse(ts) else {
+    let Some(time) = crate::time::parse(ts) else {
         return Outcome::Reject(format!("timestamp: invalid time {ts:?}"));
     };
     let Some(src) = ev.src_ip.as_deref() else {

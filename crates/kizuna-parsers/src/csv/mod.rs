@@ -153,7 +153,7 @@ impl TimeFormat {
 
     fn parse(&self, s: &str) -> Option<Timestamp> {
         match self {
-            TimeFormat::Rfc3339 => Timestamp::parse(s),
+            TimeFormat::Rfc3339 => crate::time::parse(s),
             TimeFormat::Unix => {
                 if let Ok(n) = s.parse::<i64>() {
                     return n.checked_mul(1_000_000).map(Timestamp::from_micros);
@@ -313,8 +313,12 @@ impl CsvRecord for Plan {
             ));
         }
         let cell = |i: usize| {
-            let s = String::from_utf8_lossy(rec.get(i).unwrap_or_default());
-            if self.trim { std::borrow::Cow::Owned(s.trim().to_owned()) } else { s }
+            let s = crate::shadowserver::text(rec, i);
+            match s {
+                std::borrow::Cow::Borrowed(b) if self.trim => std::borrow::Cow::Borrowed(b.trim()),
+                std::borrow::Cow::Owned(o) if self.trim => std::borrow::Cow::Owned(o.trim().to_owned()),
+                s => s,
+            }
         };
         let mut b = Builder::new(self.feed_name.clone(), self.time_observation);
         b.o.tlp = Tlp::Amber;

@@ -63,12 +63,13 @@ pub fn write_json(o: &Observation, out: &mut Vec<u8>) {
     opt(out, "event_description.text", &o.event_description);
     key(out, "extra.legal_basis");
     string(out, o.legal_basis.as_str());
-    let mut restored = false;
+    // Harmonization keys the model lacks go last, under their own names.
+    let mut restored: Vec<(&str, &serde_json::Value)> = Vec::new();
     for (k, v) in &o.extra {
         if let Some(r) = k.strip_prefix(INTELMQ_PREFIX)
             && is_restorable_key(r)
         {
-            restored = true;
+            restored.push((r, v));
             continue;
         }
         out.extend_from_slice(b"\"extra.");
@@ -83,8 +84,7 @@ pub fn write_json(o: &Observation, out: &mut Vec<u8>) {
     let f = &o.feed;
     if let Some(a) = f.accuracy {
         key(out, "feed.accuracy");
-        let _ = write!(out, "{a}");
-        out.push(b',');
+        uint(out, u64::from(a));
     }
     opt(out, "feed.code", &f.code);
     opt(out, "feed.documentation", &f.documentation);
@@ -108,16 +108,10 @@ pub fn write_json(o: &Observation, out: &mut Vec<u8>) {
     }
     key(out, "tlp");
     string(out, o.tlp.as_intelmq());
-    if restored {
-        for (k, v) in &o.extra {
-            if let Some(r) = k.strip_prefix(INTELMQ_PREFIX)
-                && is_restorable_key(r)
-            {
-                key(out, r);
-                json_value(out, v);
-                out.push(b',');
-            }
-        }
+    for (r, v) in restored {
+        key(out, r);
+        json_value(out, v);
+        out.push(b',');
     }
     // Every event has at least `tlp`, so the last byte is a comma.
     if out.last() == Some(&b',') {
@@ -146,7 +140,7 @@ fn endpoint(out: &mut Vec<u8>, side: &str, e: &Endpoint) {
     }
     if let Some(v) = e.asn {
         k(out, "asn");
-        let _ = write!(out, "{v},");
+        uint(out, u64::from(v));
     }
     if let Some(v) = &e.fqdn {
         k(out, "fqdn");
@@ -158,7 +152,21 @@ fn endpoint(out: &mut Vec<u8>, side: &str, e: &Endpoint) {
     }
     if let Some(v) = e.ip {
         k(out, "ip");
-        let _ = write!(out, "\"{v}\",");
+        out.push(b'"');
+        match v {
+            std::net::IpAddr::V4(a) => {
+                for (i, o) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    digits(out, u64::from(o));
+                }
+            }
+            std::net::IpAddr::V6(a) => {
+                let _ = write!(out, "{a}");
+            }
+        }
+        out.extend_from_slice(b"\",");
     }
     if let Some(v) = e.network {
         k(out, "network");
@@ -166,7 +174,7 @@ fn endpoint(out: &mut Vec<u8>, side: &str, e: &Endpoint) {
     }
     if let Some(v) = e.port {
         k(out, "port");
-        let _ = write!(out, "{v},");
+        uint(out, u64::from(v));
     }
     if let Some(v) = &e.reverse_dns {
         k(out, "reverse_dns");
@@ -176,6 +184,27 @@ fn endpoint(out: &mut Vec<u8>, side: &str, e: &Endpoint) {
         k(out, "url");
         string(out, v);
     }
+}
+
+/// Decimal digits of `v`.
+fn digits(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// A JSON number and a trailing comma.
+fn uint(out: &mut Vec<u8>, v: u64) {
+    digits(out, v);
+    out.push(b',');
 }
 
 fn key(out: &mut Vec<u8>, k: &str) {
@@ -199,7 +228,9 @@ fn string(out: &mut Vec<u8>, s: &str) {
 }
 
 fn time(out: &mut Vec<u8>, t: Timestamp) {
-    string(out, &t.to_rfc3339());
+    out.push(b'"');
+    crate::time::write_rfc3339(t, out);
+    out.extend_from_slice(b"\",");
 }
 
 fn json_value(out: &mut Vec<u8>, v: &serde_json::Value) {
@@ -217,6 +248,10 @@ fn json_value(out: &mut Vec<u8>, v: &serde_json::Value) {
 fn escaped(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
+    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+        out.extend_from_slice(b);
+        return;
+    }
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
         if c >= 0x20 && c != b'"' && c != b'\\' {
@@ -384,7 +419,7 @@ impl<'de> Visitor<'de> for EventVisitor {
                 match f {
                     Field::TimeObservation => {
                         let t = match &v {
-                            Scalar::Str(s) => Timestamp::parse(s),
+                            Scalar::Str(s) => crate::time::parse(s),
                             _ => None,
                         };
                         st.time_observation =

@@ -176,7 +176,7 @@ pub(crate) fn convert<'r>(
                 None
             } else {
                 match t.parse::<IpAddr>() {
-                    Ok(ip) => Some(Scalar::Str(Cow::Owned(ip.to_string()))),
+                    Ok(_) => Some(Scalar::Str(Cow::Borrowed(t))),
                     Err(_) if strict => return Err(format!("invalid IP address {v:?}")),
                     Err(_) => None,
                 }
@@ -200,18 +200,18 @@ pub(crate) fn convert<'r>(
             if v.is_empty() {
                 None
             } else {
-                let t = Timestamp::parse(v)
+                let t = crate::time::parse(v)
                     .or_else(|| chrono::DateTime::parse_from_rfc2822(v.trim()).ok().map(Timestamp::from))
                     .ok_or_else(|| format!("invalid date {v:?}"))?;
-                Some(Scalar::Str(Cow::Owned(t.to_rfc3339())))
+                Some(Scalar::Str(Cow::Owned(crate::time::rfc3339(t))))
             }
         }
         Conversion::ConvertDateUtc => {
             if v.is_empty() {
                 None
             } else {
-                let t = Timestamp::parse(v).ok_or_else(|| format!("invalid date {v:?}"))?;
-                Some(Scalar::Str(Cow::Owned(t.to_rfc3339())))
+                let t = crate::time::parse(v).ok_or_else(|| format!("invalid date {v:?}"))?;
+                Some(Scalar::Str(Cow::Owned(crate::time::rfc3339(t))))
             }
         }
         Conversion::ForceBase64 => {

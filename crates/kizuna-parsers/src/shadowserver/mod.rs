@@ -317,6 +317,8 @@ struct Plan {
     path: Option<usize>,
     application: Option<usize>,
     detail: Option<usize>,
+    /// Whether a conversion looks at other columns of the row.
+    row_conversions: bool,
     legal_basis: kizuna_model::LegalBasis,
     time_observation: kizuna_model::Timestamp,
     consumed: Vec<bool>,
@@ -348,6 +350,9 @@ impl Plan {
                 label: format!("{} (column {})", if m.key == "extra." { "extra." } else { &m.key }, m.column),
             });
         }
+        let row_conversions = steps
+            .iter()
+            .any(|s| matches!(s.conversion, Conversion::ConvertHttpHostAndUrl | Conversion::CategoryOrDetail));
         let constants = report
             .constants
             .iter()
@@ -362,6 +367,7 @@ impl Plan {
             path: col("url").or_else(|| col("http_url")),
             application: col("application"),
             detail: col("detail"),
+            row_conversions,
             legal_basis: ctx.legal_basis,
             time_observation: ctx.time_observation,
             consumed: vec![false; header.len()],
@@ -369,8 +375,12 @@ impl Plan {
     }
 }
 
-fn text(rec: &csv::ByteRecord, i: usize) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(rec.get(i).unwrap_or_default())
+pub(crate) fn text(rec: &csv::ByteRecord, i: usize) -> std::borrow::Cow<'_, str> {
+    let b = rec.get(i).unwrap_or_default();
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 fn scalar_to_value(v: Scalar<'_>, lower: bool) -> Value {
@@ -395,21 +405,26 @@ impl CsvRecord for Plan {
                 rec.len()
             ));
         }
-        let cells: Vec<std::borrow::Cow<'_, str>> = (0..rec.len()).map(|i| text(rec, i)).collect();
-        let cell = |i: Option<usize>| i.map(|i| &*cells[i]);
+        let cell = |i: Option<usize>| i.map(|i| text(rec, i));
+        let (host, path, application, detail) = if self.row_conversions {
+            (cell(self.host), cell(self.path), cell(self.application), cell(self.detail))
+        } else {
+            (None, None, None, None)
+        };
         let row = RowCtx {
-            host: cell(self.host),
-            path: cell(self.path),
-            application: cell(self.application),
-            detail: cell(self.detail),
+            host: host.as_deref(),
+            path: path.as_deref(),
+            application: application.as_deref(),
+            detail: detail.as_deref(),
         };
         self.consumed.iter_mut().for_each(|c| *c = false);
         let mut b = Builder::new(self.feed_name.clone(), self.time_observation);
         // A required field that came out empty: named in the reason if the row then lacks
         // IntelMQ's minimum.
-        let mut unusable: Option<(&str, &str)> = None;
+        let mut unusable: Option<(&str, String)> = None;
         for s in &self.steps {
-            let raw = &*cells[s.col];
+            let raw = text(rec, s.col);
+            let raw = &*raw;
             let v = match convert(&s.conversion, raw, &row, s.required) {
                 Ok(v) => v,
                 Err(e) if s.required => return Outcome::Reject(format!("{}: {e}", s.label)),
@@ -420,7 +435,9 @@ impl CsvRecord for Plan {
                     if s.is_time {
                         return Outcome::Reject(format!("{}: empty", s.label));
                     }
-                    unusable = unusable.or(Some((&s.label, raw)));
+                    if unusable.is_none() {
+                        unusable = Some((&s.label, raw.to_owned()));
+                    }
                 } else {
                     self.consumed[s.col] = true;
                 }
@@ -460,9 +477,9 @@ impl CsvRecord for Plan {
                 Target::Ignore => {}
             }
         }
-        for (i, c) in cells.iter().enumerate() {
-            if !self.consumed[i] && !c.is_empty() {
-                b.o.extra.insert(self.columns[i].clone(), Value::String(c.clone().into_owned()));
+        for (i, consumed) in self.consumed.iter().enumerate() {
+            if !consumed && !rec.get(i).unwrap_or_default().is_empty() {
+                b.o.extra.insert(self.columns[i].clone(), Value::String(text(rec, i).into_owned()));
             }
         }
         let mut o = b.finish();

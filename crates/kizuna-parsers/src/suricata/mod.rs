@@ -41,7 +41,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::Value;
 
-use kizuna_model::{Classification, ClassificationType as C, Observation, Timestamp};
+use kizuna_model::{Classification, ClassificationType as C, Observation};
 
 use crate::Context;
 use crate::driver::{JsonLines, Outcome};
@@ -181,7 +181,7 @@ fn ip(v: Option<&str>, field: &str) -> Result<Option<IpAddr>, String> {
 
 fn alert(ev: Eve<'_>, ctx: &Context) -> Result<Observation, String> {
     let ts = ev.timestamp.as_deref().ok_or("timestamp: missing")?;
-    let time = Timestamp::parse(ts).ok_or_else(|| format!("timestamp: invalid time {ts:?}"))?;
+    let time = crate::time::parse(ts).ok_or_else(|| format!("timestamp: invalid time {ts:?}"))?;
     let src = ip(ev.src_ip.as_deref(), "src_ip")?.ok_or("src_ip: missing")?;
     let dst = ip(ev.dest_ip.as_deref(), "dest_ip")?;
     let src_port = port(ev.src_port.as_ref(), "src_port")?;
