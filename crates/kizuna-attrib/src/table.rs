@@ -6,13 +6,14 @@
 //! and neighbouring ranges with equal values are merged. The ranges are then cut into buckets by
 //! a direct-indexed multibit trie of packed `u32` entries: a root on the first 20 bits (IPv4) or
 //! 16 bits (IPv6), and child nodes only where a bucket holds more ranges than fit in one search
-//! window. A leaf bucket lists its ranges' starts, truncated to the bits below the bucket, and
-//! is searched by a branchless binary search of fixed depth over a window of up to 32 (IPv4,
-//! `u16`, one cache line) or 16 (IPv6, `u64`) keys: no data-dependent branch or loop and few
-//! instructions, so the CPU overlaps the memory accesses of consecutive lookups. Rare oversized leaves use a branchless
-//! binary search; IPv6 leaves with boundaries below their 64 key bits keep full `u128` keys.
-//! Each leaf starts with the range covering its first address, and a leaf that is one range
-//! shares a slot holding that value.
+//! window. A leaf lists its ranges as slots (range start truncated to the bits below the leaf,
+//! plus the value, side by side in one cache line or two) and is searched by a branchless binary
+//! search of fixed depth over a window of 16 slots: no data-dependent branch or loop and few
+//! instructions, so the CPU overlaps the memory accesses of consecutive lookups. A lookup
+//! touches the root entry and one leaf, usually. Rare oversized leaves (below the deepest node)
+//! use a branchless binary search; IPv6 leaves with range boundaries past their 63 key bits keep
+//! full `u128` keys. Each leaf starts with the range covering its first address, and a leaf that
+//! is one range shares an existing slot holding that value.
 //!
 //! Each family holds at most [`MAX_PREFIXES`] distinct prefixes (the IPv4 Internet table is about
 //! a million); past that the table keeps the prefixes with the lowest addresses.
@@ -39,7 +40,7 @@ const PAYLOAD_SHIFT: u32 = 7;
 
 const V4_ROOT: u32 = 20;
 const V4_STRIDES: &[u32] = &[4, 8];
-const V4_WINDOW: usize = 32;
+const V4_WINDOW: usize = 16;
 const V6_ROOT: u32 = 16;
 const V6_STRIDES: &[u32] = &[8, 8, 8, 8];
 const V6_WINDOW: usize = 16;
@@ -61,12 +62,13 @@ struct Family<V, K> {
     /// The root (`1 << root bits` entries) followed by the child nodes; empty when the family has
     /// no prefix.
     nodes: Vec<u32>,
-    /// Range starts of window and big leaves, truncated to the key bits below the leaf; followed
-    /// by one window of padding.
-    keys: Vec<K>,
-    /// Values, parallel to `keys`.
-    vals: Vec<Option<V>>,
-    /// `(offset, len)` of oversized leaves in `keys`/`vals`.
+    /// Ranges of window and big leaves: start truncated to the key bits below the leaf, with
+    /// the lowest bit (never an address bit, see `leaf_or_node`) set when the range has no
+    /// value; followed by one window of padding.
+    slots: Vec<Slot<K, V>>,
+    /// The value stored in the last slot, while building.
+    last: Option<Option<V>>,
+    /// `(offset, len)` of oversized leaves in `slots`.
     big: Vec<(u32, u32)>,
     /// `(offset, len)` of wide leaves in `wkeys`/`wvals`.
     wide: Vec<(u32, u32)>,
@@ -75,24 +77,45 @@ struct Family<V, K> {
     wvals: Vec<Option<V>>,
 }
 
+/// One range of a leaf: its start and its value, side by side so that one cache line holds
+/// both.
+#[derive(Debug, Clone, Copy)]
+struct Slot<K, V> {
+    key: K,
+    /// The value; a placeholder when `key.is_none()`.
+    val: V,
+}
+
 /// Key types of leaves.
 trait Key: Copy + Ord + Default {
     const BITS: u32;
-    /// The top `BITS` bits of `x`.
-    fn top_of(x: u128) -> Self;
+    /// The top `BITS` bits of `x`, with the lowest of them set when `none`.
+    fn top_of(x: u128, none: bool) -> Self;
+    /// True when the lowest bit is set.
+    fn is_none(self) -> bool;
 }
 
 impl Key for u16 {
     const BITS: u32 = 16;
-    fn top_of(x: u128) -> Self {
-        (x >> 112) as u16
+    #[inline(always)]
+    fn top_of(x: u128, none: bool) -> Self {
+        (x >> 112) as u16 | u16::from(none)
+    }
+    #[inline(always)]
+    fn is_none(self) -> bool {
+        self & 1 != 0
     }
 }
 
 impl Key for u64 {
     const BITS: u32 = 64;
-    fn top_of(x: u128) -> Self {
-        (x >> 64) as u64
+    #[inline(always)]
+    fn top_of(x: u128, none: bool) -> Self {
+        (x >> 64) as u64 | u64::from(none)
+    }
+    #[inline(always)]
+    fn is_none(self) -> bool {
+        self & 1 != 0
     }
 }
 
@@ -104,13 +127,13 @@ fn pack(payload: usize, len: usize, tag: u32) -> u32 {
 /// Index of the last element `<= k` in `keys`; `keys[0]` is never compared (it stands for the
 /// start of the leaf), so the result is 0 when no later element is `<= k`.
 #[inline(always)]
-fn last_le<K: Copy + Ord>(keys: &[K], k: K) -> usize {
+fn last_le<T, K: Copy + Ord>(keys: &[T], key: impl Fn(&T) -> K, k: K) -> usize {
     let mut base = 0usize;
     let mut len = keys.len();
     while len > 1 {
         let half = len / 2;
         let mid = base + half;
-        base = std::hint::select_unpredictable(keys[mid] <= k, mid, base);
+        base = std::hint::select_unpredictable(key(&keys[mid]) <= k, mid, base);
         len -= half;
     }
     base
@@ -121,14 +144,14 @@ fn last_le<K: Copy + Ord>(keys: &[K], k: K) -> usize {
 /// A branchless binary search with a fixed number of steps: the CPU never waits on it to
 /// decide what to run next, so consecutive lookups overlap.
 #[inline(always)]
-fn window_le<K: Copy + Ord, const W: usize>(w: &[K; W], len: usize, k: K) -> usize {
+fn window_le<V, K: Copy + Ord, const W: usize>(w: &[Slot<K, V>; W], len: usize, k: K) -> usize {
     let mut base = 0usize;
     let mut n = len;
     for _ in 0..W.trailing_zeros() {
         let half = n / 2;
         let mid = base + half;
         // With n == 1, mid == base: nothing changes.
-        base = std::hint::select_unpredictable(w[mid & (W - 1)] <= k, mid, base);
+        base = std::hint::select_unpredictable(w[mid & (W - 1)].key <= k, mid, base);
         n -= half;
     }
     base
@@ -187,7 +210,9 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
             depth += s;
             level += 1;
         }
-        let k = ((ip << depth) >> 48) as u16;
+        // The lowest key bit is a flag, never an address bit: set it so that `key <= k` holds for
+        // every range starting at or before `ip`.
+        let k = ((ip << depth) >> 48) as u16 | 1;
         f.leaf::<V4_WINDOW>(e, k, || u128::from(ip << depth) << 64)
     }
 
@@ -207,7 +232,7 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
             level += 1;
         }
         let rest = ip << depth;
-        f.leaf::<V6_WINDOW>(e, (rest >> 64) as u64, || rest)
+        f.leaf::<V6_WINDOW>(e, (rest >> 64) as u64 | 1, || rest)
     }
 
     /// Number of distinct prefixes the table was built from (after removing duplicates).
@@ -227,7 +252,7 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
 
     /// Number of value slots (flattened ranges plus per-bucket copies), for diagnostics.
     pub fn range_count(&self) -> usize {
-        self.v4.vals.len() + self.v4.wvals.len() + self.v6.vals.len() + self.v6.wvals.len()
+        self.v4.slots.len() + self.v4.wvals.len() + self.v6.slots.len() + self.v6.wvals.len()
     }
 }
 
@@ -240,22 +265,21 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
         match e & 3 {
             TAG_LEAF => {
                 let len = ((e >> 2) & 31) as usize + 1;
-                let w: &[K; W] = self.keys.get(payload..payload + W)?.try_into().ok()?;
-                let vals = self.vals.get(payload..payload + len)?;
-                // Start loading the leaf's values now, in parallel with the keys.
-                std::hint::black_box(vals.first().copied());
-                std::hint::black_box(vals.last().copied());
-                vals.get(window_le(w, len, k)).copied().flatten()
+                let w: &[Slot<K, V>; W] = self.slots.get(payload..payload + W)?.try_into().ok()?;
+                let slot = w.get(window_le(w, len, k))?;
+                (!slot.key.is_none()).then_some(slot.val)
             }
             TAG_BIG => {
                 let &(off, len) = self.big.get(payload)?;
                 let (off, len) = (off as usize, len as usize);
-                self.vals.get(off + last_le(self.keys.get(off..off + len)?, k)).copied().flatten()
+                let slots = self.slots.get(off..off + len)?;
+                let slot = slots.get(last_le(slots, |s| s.key, k))?;
+                (!slot.key.is_none()).then_some(slot.val)
             }
             _ => {
                 let &(off, len) = self.wide.get(payload)?;
                 let (off, len) = (off as usize, len as usize);
-                self.wvals.get(off + last_le(self.wkeys.get(off..off + len)?, wide_key())).copied().flatten()
+                self.wvals.get(off + last_le(self.wkeys.get(off..off + len)?, |&k| k, wide_key())).copied().flatten()
             }
         }
     }
@@ -265,8 +289,7 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
             v.capacity() * std::mem::size_of::<T>()
         }
         bytes(&self.nodes)
-            + bytes(&self.keys)
-            + bytes(&self.vals)
+            + bytes(&self.slots)
             + bytes(&self.big)
             + bytes(&self.wide)
             + bytes(&self.wkeys)
@@ -277,8 +300,8 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
     fn build<const W: usize>(points: &[(u128, Option<V>)], width: u32, root: u32, strides: &[u32]) -> Self {
         let mut f = Family {
             nodes: Vec::new(),
-            keys: Vec::new(),
-            vals: Vec::new(),
+            slots: Vec::new(),
+            last: None,
             big: Vec::new(),
             wide: Vec::new(),
             wkeys: Vec::new(),
@@ -291,13 +314,14 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
         // Work on left-aligned addresses so that both families shift the same way.
         let aligned: Vec<(u128, Option<V>)> = points.iter().map(|&(s, v)| (s << (128 - width), v)).collect();
         f.nodes = vec![0; 1 << root];
-        f.keys.reserve(points.len() * 5 / 4 + W);
-        f.vals.reserve(points.len() * 5 / 4);
-        f.fill_node::<W>(&aligned, 0, 0, root, strides);
-        f.keys.extend(std::iter::repeat_n(K::default(), W));
+        f.slots.reserve(points.len() * 5 / 4 + W);
+        let Some(fill) = points.iter().find_map(|&(_, v)| v) else {
+            return f;
+        };
+        f.fill_node::<W>(&aligned, 0, 0, root, strides, fill);
+        f.slots.extend(std::iter::repeat_n(Slot { key: K::default(), val: fill }, W));
         f.nodes.shrink_to_fit();
-        f.keys.shrink_to_fit();
-        f.vals.shrink_to_fit();
+        f.slots.shrink_to_fit();
         f
     }
 
@@ -311,6 +335,7 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
         depth: u32,
         stride: u32,
         strides: &[u32],
+        fill: V,
     ) {
         let leaf_depth = depth + stride;
         // Bucket i covers addresses whose bits depth..leaf_depth equal i.
@@ -328,6 +353,15 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
             while j < points.len() && points[j].0 <= last {
                 j += 1;
             }
+            // Fast path, most buckets: one range, the same value as the last slot.
+            if j == i + 1
+                && let Some(&(_, v)) = points.get(i)
+                && self.last == Some(v)
+                && let Some(slot) = self.nodes.get_mut(at + b as usize)
+            {
+                *slot = pack(self.slots.len() - 1, 1, TAG_LEAF);
+                continue;
+            }
             scratch.clear();
             if let Some(&(_, v)) = points.get(i) {
                 scratch.push((start, v));
@@ -335,7 +369,7 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
             if let Some(rest) = points.get(i + 1..j) {
                 scratch.extend_from_slice(rest);
             }
-            let e = self.leaf_or_node::<W>(&scratch, leaf_depth, strides);
+            let e = self.leaf_or_node::<W>(&scratch, leaf_depth, strides, fill);
             if let Some(slot) = self.nodes.get_mut(at + b as usize) {
                 *slot = e;
             }
@@ -344,30 +378,36 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
     }
 
     /// The entry for a bucket at `depth` holding `entries`.
-    fn leaf_or_node<const W: usize>(&mut self, entries: &[(u128, Option<V>)], depth: u32, strides: &[u32]) -> u32 {
+    fn leaf_or_node<const W: usize>(
+        &mut self,
+        entries: &[(u128, Option<V>)],
+        depth: u32,
+        strides: &[u32],
+        fill: V,
+    ) -> u32 {
         // Key bits of a range start below the bucket; it fits a K when nothing is set below.
         let rest = |s: u128| s.checked_shl(depth).unwrap_or(0);
-        let narrow = entries.iter().all(|&(s, _)| rest(s) & (u128::MAX >> K::BITS) == 0);
+        // The lowest key bit is kept for the no-value flag.
+        let narrow = entries.iter().all(|&(s, _)| rest(s) & (u128::MAX >> (K::BITS - 1)) == 0);
         if entries.len() <= W && narrow {
-            let off = self.vals.len();
+            let off = self.slots.len();
             if let [(_, v)] = entries
-                && off > 0
-                && self.vals.last() == Some(v)
+                && self.last == Some(*v)
             {
                 return pack(off - 1, 1, TAG_LEAF);
             }
-            self.push_narrow(entries, &rest);
+            self.push_narrow(entries, &rest, fill);
             return pack(off, entries.len(), TAG_LEAF);
         }
         if let Some((&stride, more)) = strides.split_first() {
             let at = self.nodes.len().div_ceil(NODE_ALIGN) * NODE_ALIGN;
             self.nodes.resize(at + (1 << stride), 0);
-            self.fill_node::<W>(entries, at, depth, stride, more);
+            self.fill_node::<W>(entries, at, depth, stride, more, fill);
             return pack(at / NODE_ALIGN, 0, TAG_NODE);
         }
         if narrow {
-            let off = self.vals.len();
-            self.push_narrow(entries, &rest);
+            let off = self.slots.len();
+            self.push_narrow(entries, &rest, fill);
             self.big.push((off as u32, entries.len() as u32));
             return pack(self.big.len() - 1, 0, TAG_BIG);
         }
@@ -380,10 +420,10 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
         pack(self.wide.len() - 1, 0, TAG_WIDE)
     }
 
-    fn push_narrow(&mut self, entries: &[(u128, Option<V>)], rest: &impl Fn(u128) -> u128) {
+    fn push_narrow(&mut self, entries: &[(u128, Option<V>)], rest: &impl Fn(u128) -> u128, fill: V) {
         for &(s, v) in entries {
-            self.keys.push(K::top_of(rest(s)));
-            self.vals.push(v);
+            self.slots.push(Slot { key: K::top_of(rest(s), v.is_none()), val: v.unwrap_or(fill) });
+            self.last = Some(v);
         }
     }
 }
@@ -461,6 +501,53 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         s.parse().expect("test prefix")
+    }
+
+    /// Longest match by linear scan, for checking.
+    fn naive(entries: &[(IpNet, u32)], ip: IpAddr) -> Option<u32> {
+        let mut best: Option<(u8, u32)> = None;
+        for &(net, v) in entries {
+            if net.contains(&ip) && best.is_none_or(|(l, _)| net.prefix_len() >= l) {
+                best = Some((net.prefix_len(), v));
+            }
+        }
+        best.map(|b| b.1)
+    }
+
+    #[test]
+    fn child_nodes_big_and_wide_leaves() {
+        // Every /32 of one IPv4 /22 with its own value: child nodes down to depth 32. In IPv6,
+        // 300 consecutive /56s inside one /48 (more than a window below the deepest node: a big
+        // leaf) and /128s in another /48 (boundaries past the key bits: a wide leaf).
+        let mut entries: Vec<(IpNet, u32)> = Vec::new();
+        for i in 0..1024u32 {
+            entries.push((IpNet::new(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 32).expect("v4"), i));
+        }
+        for i in 0..300u128 {
+            let a = (0x2001_0db8_0001u128 << 80) | (i << 72);
+            entries.push((IpNet::new(IpAddr::from(std::net::Ipv6Addr::from(a)), 56).expect("v6"), 5000 + i as u32));
+            let b = (0x2001_0db8_0002u128 << 80) | (i * 977);
+            entries.push((IpNet::new(IpAddr::from(std::net::Ipv6Addr::from(b)), 128).expect("v6"), 9000 + i as u32));
+        }
+        entries.push((net("2001:db8::/32"), 1));
+        let t = PrefixTable::build(entries.iter().copied());
+        assert!(t.v4.nodes.len() > 1 << V4_ROOT, "IPv4 child nodes");
+        assert!(!t.v6.big.is_empty(), "IPv6 big leaf");
+        assert!(!t.v6.wide.is_empty(), "IPv6 wide leaf");
+        let mut probes: Vec<IpAddr> = Vec::new();
+        for &(n, _) in &entries {
+            probes.extend([n.network(), n.broadcast()]);
+            if let (IpAddr::V6(a), IpAddr::V6(b)) = (n.network(), n.broadcast()) {
+                probes.push(IpAddr::from(std::net::Ipv6Addr::from(u128::from(a).wrapping_sub(1))));
+                probes.push(IpAddr::from(std::net::Ipv6Addr::from(u128::from(b).wrapping_add(1))));
+            }
+        }
+        probes.extend(
+            ["10.0.4.0", "9.255.255.255", "2001:db8:3::", "2001:db7::"].map(|s| s.parse::<IpAddr>().expect("ip")),
+        );
+        for ip in probes {
+            assert_eq!(t.lookup(ip), naive(&entries, ip), "{ip}");
+        }
     }
 
     #[test]
