@@ -63,6 +63,14 @@ pub enum SchemaError {
     /// Not gzip / not JSON / not an object.
     #[error("Shadowserver schema is not valid: {0}")]
     Invalid(String),
+    /// The schema file could not be read.
+    #[error("reading the Shadowserver schema {path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        reason: String,
+    },
     /// One report entry is malformed.
     #[error("Shadowserver schema entry {key:?} is not valid: {reason}")]
     Entry {
@@ -242,6 +250,14 @@ impl Schema {
 /// [`Schema::load`].
 pub fn load_schema(bytes: &[u8]) -> Result<Schema, SchemaError> {
     Schema::load(bytes)
+}
+
+/// Reads a schema file (Shadowserver's `intelmq.json`, plain or gzip-compressed), e.g. the
+/// `shadowserver-schema.json` an IntelMQ installation keeps up to date.
+pub fn load_schema_file(path: &Path) -> Result<Schema, SchemaError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| SchemaError::Io { path: path.display().to_string(), reason: e.to_string() })?;
+    Schema::load(&bytes)
 }
 
 static INSTALLED: OnceLock<Schema> = OnceLock::new();

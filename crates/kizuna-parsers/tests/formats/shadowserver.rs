@@ -262,9 +262,12 @@ fn setup_errors_and_explicit_reports() {
 
 #[test]
 fn schema_loaded_from_a_file() {
-    let gz = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/shadowserver-schema.json.gz")).unwrap();
-    let s = kizuna_parsers::shadowserver::load_schema(&gz).unwrap();
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/shadowserver-schema.json.gz"));
+    let s = kizuna_parsers::shadowserver::load_schema_file(path).unwrap();
     assert_eq!(s, *kizuna_parsers::shadowserver::builtin_schema().unwrap());
+    let e =
+        kizuna_parsers::shadowserver::load_schema_file(std::path::Path::new("/nonexistent/schema.json")).unwrap_err();
+    assert!(e.to_string().starts_with("reading the Shadowserver schema /nonexistent/schema.json"), "{e}");
     // A plain-JSON schema with one report of its own.
     let json = br#"{"_meta": {"date_created": "2030-01-01T00:00:00Z"},
         "my_report": {"feed_name": "My-Feed", "file_name": "my_report",
