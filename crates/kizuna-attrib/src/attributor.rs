@@ -144,4 +144,31 @@ mod tests {
         // Member 3 claims the ASN later than member 1, but member 2's explicit prefix wins.
         assert_eq!(at.attribute(ip("192.0.2.1")).member, Some(MemberId(2)));
     }
+
+    #[test]
+    fn shared_between_threads() {
+        let routes: Vec<(IpNet, u32)> = (0..256u32).map(|i| (net(&format!("10.{i}.0.0/16")), 64_512 + i)).collect();
+        let asns: Vec<u32> = (64_512..64_640).collect();
+        let at = std::sync::Arc::new(Attributor::new(
+            &routes,
+            [MemberSpace { member: MemberId(7), asns: &asns, prefixes: &[] }],
+        ));
+        let handles: Vec<_> = (0..2u32)
+            .map(|t| {
+                let at = std::sync::Arc::clone(&at);
+                std::thread::spawn(move || {
+                    (0..256u32)
+                        .filter(|i| i % 2 == t)
+                        .map(|i| {
+                            let a = at.attribute(ip(&format!("10.{i}.1.2")));
+                            let member_ok = a.member == (i < 128).then_some(MemberId(7));
+                            usize::from(member_ok && a.asn == Some(64_512 + i))
+                        })
+                        .sum::<usize>()
+                })
+            })
+            .collect();
+        let ok: usize = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+        assert_eq!(ok, 256);
+    }
 }

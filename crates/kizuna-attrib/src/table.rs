@@ -42,7 +42,7 @@ const V4_ROOT: u32 = 20;
 const V4_STRIDES: &[u32] = &[4, 8];
 const V4_WINDOW: usize = 16;
 const V6_ROOT: u32 = 16;
-const V6_STRIDES: &[u32] = &[8, 8, 8, 8];
+const V6_STRIDES: &[u32] = &[12, 8, 8, 8];
 const V6_WINDOW: usize = 16;
 
 /// An immutable longest-prefix-match table from IPv4 and IPv6 prefixes to values.
