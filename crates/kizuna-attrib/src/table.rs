@@ -517,15 +517,15 @@ mod tests {
     #[test]
     fn child_nodes_big_and_wide_leaves() {
         // Every /32 of one IPv4 /22 with its own value: child nodes down to depth 32. In IPv6,
-        // 300 consecutive /56s inside one /48 (more than a window below the deepest node: a big
+        // 300 consecutive /60s inside one /48 (more than a window below the deepest node: a big
         // leaf) and /128s in another /48 (boundaries past the key bits: a wide leaf).
         let mut entries: Vec<(IpNet, u32)> = Vec::new();
         for i in 0..1024u32 {
             entries.push((IpNet::new(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 32).expect("v4"), i));
         }
         for i in 0..300u128 {
-            let a = (0x2001_0db8_0001u128 << 80) | (i << 72);
-            entries.push((IpNet::new(IpAddr::from(std::net::Ipv6Addr::from(a)), 56).expect("v6"), 5000 + i as u32));
+            let a = (0x2001_0db8_0001u128 << 80) | (i << 68);
+            entries.push((IpNet::new(IpAddr::from(std::net::Ipv6Addr::from(a)), 60).expect("v6"), 5000 + i as u32));
             let b = (0x2001_0db8_0002u128 << 80) | (i * 977);
             entries.push((IpNet::new(IpAddr::from(std::net::Ipv6Addr::from(b)), 128).expect("v6"), 9000 + i as u32));
         }
