@@ -16,7 +16,7 @@ fn observation(i: u64) -> Observation {
     let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 29;
     let mut o = Observation::new(
-        if i % 3 == 0 { "cowrie" } else { "Sinkhole-Events-IPv4" },
+        if i.is_multiple_of(3) { "cowrie" } else { "Sinkhole-Events-IPv4" },
         Classification::with_identifier(ClassificationType::BruteForce, "ssh"),
         Timestamp::from_secs(1_772_668_812),
     );
@@ -32,6 +32,12 @@ fn observation(i: u64) -> Observation {
     o.source.account = Some("root".into());
     o.extra.insert("session".into(), serde_json::json!(format!("{:012x}", x & 0xffff_ffff_ffff)));
     o
+}
+
+/// Bytes written by this process so far (Linux `wchar`).
+fn written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines().find_map(|l| l.strip_prefix("wchar: "))?.trim().parse().ok()
 }
 
 /// CPU time of the main thread so far (Linux), to see through noise from other processes.
@@ -82,6 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("generated {n} observations in {:.2?}", t0.elapsed());
 
     let cpu0 = cpu_ns();
+    let w0 = written();
     let t0 = Instant::now();
     let mut stored = 0;
     let mut worst = std::time::Duration::ZERO;
@@ -91,6 +98,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         worst = worst.max(t.elapsed());
     }
     eprintln!("slowest batch {worst:.2?}");
+    if let (Some(a), Some(b)) = (w0, written()) {
+        println!(
+            "ingest wrote {:.0} MiB ({:.0} bytes/observation)",
+            (b - a) as f64 / 1048576.0,
+            (b - a) as f64 / stored.max(1) as f64
+        );
+    }
     if let (Some(a), Some(b)) = (cpu0, cpu_ns()) {
         let cpu = (b - a) as f64 / 1e9;
         println!("ingest CPU time (main thread) {cpu:.2}s: {:.0} observations per CPU-second", stored as f64 / cpu);

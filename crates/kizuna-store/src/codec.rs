@@ -396,19 +396,19 @@ mod tests {
         );
         o.time_source = Some(Timestamp::from_micros(-5));
         o.source = Endpoint {
-            ip: Some("192.0.2.7".parse().unwrap()),
+            ip: Some("192.0.2.7".parse().expect("fixture")),
             port: Some(65535),
             asn: Some(u32::MAX),
             as_name: Some("EXAMPLE-AS".into()),
-            network: Some("192.0.2.0/24".parse().unwrap()),
+            network: Some("192.0.2.0/24".parse().expect("fixture")),
             fqdn: Some("host.example".into()),
             url: Some("http://host.example/x?y=1".into()),
             reverse_dns: Some("7.2.0.192.in-addr.arpa".into()),
             geolocation_cc: Some("JP".into()),
             account: Some("root".into()),
         };
-        o.destination.ip = Some("2001:db8::1".parse().unwrap());
-        o.destination.network = Some("2001:db8::/32".parse().unwrap());
+        o.destination.ip = Some("2001:db8::1".parse().expect("fixture"));
+        o.destination.network = Some("2001:db8::/32".parse().expect("fixture"));
         o.destination.port = Some(0);
         o.malware = Malware {
             name: Some("mirai".into()),
@@ -433,7 +433,7 @@ mod tests {
     fn round_trip(o: &Observation) {
         let mut buf = Vec::new();
         encode(o, &mut buf);
-        assert_eq!(&decode(&buf).unwrap(), o);
+        assert_eq!(&decode(&buf).expect("decodes"), o);
     }
 
     #[test]

@@ -34,8 +34,11 @@ use crate::{
 /// A factory making a fresh, empty store.
 pub type MakeStore<'a> = &'a dyn Fn() -> Box<dyn Store>;
 
+/// One conformance check.
+pub type Check = fn(MakeStore<'_>);
+
 /// Every check, by name.
-pub const CHECKS: &[(&str, fn(MakeStore<'_>))] = &[
+pub const CHECKS: &[(&str, Check)] = &[
     ("empty_batch", empty_batch),
     ("observation_round_trip", observation_round_trip),
     ("batch_atomicity", batch_atomicity),
@@ -56,6 +59,7 @@ pub const CHECKS: &[(&str, fn(MakeStore<'_>))] = &[
     ("tokens_add_revoke_lookup", tokens_add_revoke_lookup),
     ("routes_replace", routes_replace),
     ("routes_replace_1m", routes_replace_1m),
+    ("routing_generation_follows_changes", routing_generation_follows_changes),
     ("audit_append_list_verify", audit_append_list_verify),
 ];
 
@@ -94,6 +98,7 @@ macro_rules! store_conformance_tests {
             tokens_add_revoke_lookup,
             routes_replace,
             routes_replace_1m,
+            routing_generation_follows_changes,
             audit_append_list_verify,
         );
     };
@@ -836,6 +841,40 @@ pub fn routes_replace_1m(make: MakeStore<'_>) {
     assert!(got == want, "routing table differs after round trip");
     // Generous bound (debug builds, shared machines): this catches row-at-a-time autocommit.
     assert!(write < Duration::from_secs(120), "replacing 1M routes took {write:?}");
+}
+
+/// The routing generation changes with members and routes, and only with them.
+pub fn routing_generation_follows_changes(make: MakeStore<'_>) {
+    let s = make();
+    let mut g = s.routing_generation().expect("generation");
+    let mut changed = |s: &dyn Store, what: &str| {
+        let now = s.routing_generation().expect("generation");
+        assert_ne!(now, g, "{what} must change the routing generation");
+        g = now;
+    };
+    let a = add_member(&*s, "isp-a");
+    changed(&*s, "add_member");
+    s.update_member(a, &MemberSpec { name: "isp-a".into(), asns: vec![64_500], ..MemberSpec::default() })
+        .expect("update");
+    changed(&*s, "update_member");
+    s.replace_routes(&route_table(10)).expect("replace");
+    changed(&*s, "replace_routes");
+    s.commit_batch(&batch(many("cowrie", Some(a), 0, 10))).expect("commit");
+    s.add_token(a, TokenHash([1; 32]), "t", "kz", Timestamp::from_secs(T0)).expect("token");
+    s.append_audit(&AuditRecord {
+        at: Timestamp::from_secs(T0),
+        actor: "hub".into(),
+        action: "x".into(),
+        subject: "y".into(),
+        detail: "{}".into(),
+    })
+    .expect("audit");
+    assert_eq!(s.routing_generation().expect("generation"), g, "observations, tokens and audit leave it alone");
+    // A failed member change leaves it alone too.
+    assert!(
+        s.add_member(&MemberSpec { name: "isp-a".into(), ..MemberSpec::default() }, Timestamp::from_secs(T0)).is_err()
+    );
+    assert_eq!(s.routing_generation().expect("generation"), g);
 }
 
 /// Audit: entries are appended with contiguous sequence numbers and chained; listing pages;

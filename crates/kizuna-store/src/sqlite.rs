@@ -78,12 +78,19 @@ CREATE TABLE observations (
     stored_at INTEGER NOT NULL,                  -- µs
     body      BLOB NOT NULL                      -- codec.rs encoding of the observation
 );
--- id → seq: deduplication and lookup by id.
-CREATE TABLE obs_ids (id BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+-- Deduplication: (time.source, id). The id is content-derived and covers time.source, so this is
+-- unique exactly when the id is; the time prefix keeps new keys together (an index keyed by
+-- random ids alone rewrites most of its pages in every batch). ts = time.source in µs, or
+-- -2^63 when absent.
+CREATE TABLE obs_keys (ts INTEGER NOT NULL, id BLOB NOT NULL, PRIMARY KEY (ts, id)) WITHOUT ROWID;
+-- Lookup by id and by source.ip, in blocks of 2^16 sequence numbers (blk = seq >> 16): new
+-- entries all go to the newest block; a lookup probes the blocks newest first.
+CREATE TABLE obs_ids (blk INTEGER NOT NULL, id BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (blk, id))
+    WITHOUT ROWID;
+CREATE TABLE obs_ips (blk INTEGER NOT NULL, ip BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (blk, ip, seq))
+    WITHOUT ROWID;
 -- A member's stream, for paging.
 CREATE TABLE obs_members (member INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (member, seq)) WITHOUT ROWID;
--- source.ip → observations.
-CREATE TABLE obs_ips (ip BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ip, seq)) WITHOUT ROWID;
 -- Retention: per feed by time.
 CREATE TABLE obs_times (feed INTEGER NOT NULL, t INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (feed, t, seq))
     WITHOUT ROWID;
@@ -427,6 +434,23 @@ fn stored_from_row(r: &rusqlite::Row<'_>, member: Option<Option<MemberId>>) -> R
     })
 }
 
+/// The lowest and highest lookup block in `table` (`obs_ids` or `obs_ips`), if any.
+fn block_range(c: &Connection, table: &str) -> Result<Option<(i64, i64)>> {
+    let (lo, hi): (Option<i64>, Option<i64>) = c
+        .prepare_cached(&format!("SELECT min(blk), max(blk) FROM {table}"))
+        .sql()?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .sql()?;
+    Ok(lo.zip(hi))
+}
+
+/// One stored observation by sequence number.
+fn fetch(c: &Connection, seq: i64) -> Result<Option<StoredObservation>> {
+    let mut st = c.prepare_cached("SELECT seq, id, stored_at, body, member FROM observations WHERE seq = ?1").sql()?;
+    let mut rows = st.query([seq]).sql()?;
+    rows.next().sql()?.map(|r| stored_from_row(r, None)).transpose()
+}
+
 fn member_from_row(r: &rusqlite::Row<'_>) -> Result<Member> {
     // Columns: id, name, display_name, asns, prefixes, contacts, created
     let id = member_from_sql(r.get(0).sql()?)?;
@@ -518,6 +542,8 @@ struct Row<'a> {
     feed: &'a str,
     /// Retention time: time.source, else time.observation.
     t: i64,
+    /// Deduplication key prefix: time.source, else [`NO_TIME`].
+    ts: i64,
     ip: [u8; 16],
     /// 0 (no source.ip), 4 or 16.
     ip_len: u8,
@@ -603,13 +629,17 @@ impl MultiInsert {
     }
 }
 
-static INSERT_OBSERVATIONS: MultiInsert = MultiInsert::new(
-    "INSERT OR IGNORE INTO observations (id, member, feed, t, source_ip, stored_at, body)",
-    7,
-);
-static INSERT_IDS: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_ids (id, seq)", 2);
+static INSERT_OBSERVATIONS: MultiInsert =
+    MultiInsert::new("INSERT OR IGNORE INTO observations (id, member, feed, t, source_ip, stored_at, body)", 7);
+static INSERT_KEYS: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_keys (ts, id)", 2);
+static INSERT_IDS: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_ids (blk, id, seq)", 3);
 static INSERT_MEMBERS: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_members (member, seq)", 2);
-static INSERT_IPS: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_ips (ip, seq)", 2);
+static INSERT_IPS: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_ips (blk, ip, seq)", 3);
+
+/// `obs_keys.ts` of an observation without time.source.
+const NO_TIME: i64 = i64::MIN;
+/// Sequence numbers per lookup block (`blk = seq >> BLOCK_BITS`).
+const BLOCK_BITS: u32 = 16;
 static INSERT_TIMES: MultiInsert = MultiInsert::new("INSERT OR IGNORE INTO obs_times (feed, t, seq)", 3);
 
 /// The highest observation sequence number ever assigned (AUTOINCREMENT never reuses one, even
@@ -621,15 +651,13 @@ fn last_seq(tx: &Connection) -> Result<i64> {
         .sql()
 }
 
-/// Inserts the id → seq entries of `rows`, numbered `base + 1 + i` in row order, in id order.
-/// Returns how many were new.
-fn insert_ids(tx: &Connection, rows: &[&Row<'_>], base: i64) -> Result<usize> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_unstable_by_key(|&i| rows[i].id);
-    INSERT_IDS.run(tx, order.len(), |st, p, k| {
-        let i = order[k];
-        st.raw_bind_parameter(p, &rows[i].id[..])?;
-        st.raw_bind_parameter(p + 1, base + 1 + i as i64)
+/// Inserts the deduplication keys of `rows` in key order; returns how many were new.
+fn insert_keys(tx: &Connection, rows: &[&Row<'_>]) -> Result<usize> {
+    let mut order: Vec<(i64, &[u8; 16])> = rows.iter().map(|r| (r.ts, r.id)).collect();
+    order.sort_unstable();
+    INSERT_KEYS.run(tx, order.len(), |st, p, k| {
+        st.raw_bind_parameter(p, order[k].0)?;
+        st.raw_bind_parameter(p + 1, &order[k].1[..])
     })
 }
 
@@ -643,21 +671,21 @@ impl Writer {
         // Optimistically assume no row is stored yet (the common case) and check it while
         // inserting the ids; if some are, start over without them.
         let mut fresh: Vec<&Row<'_>> = rows.iter().collect();
-        if insert_ids(&tx, &fresh, base)? < fresh.len() {
+        if insert_keys(&tx, &fresh)? < fresh.len() {
             tx.rollback().sql()?;
             tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
             base = last_seq(&tx)?;
             {
-                let mut exists = tx.prepare_cached("SELECT 1 FROM obs_ids WHERE id = ?1").sql()?;
+                let mut exists = tx.prepare_cached("SELECT 1 FROM obs_keys WHERE ts = ?1 AND id = ?2").sql()?;
                 let mut keep = Vec::with_capacity(fresh.len());
                 for r in fresh {
-                    if !exists.exists([&r.id[..]]).sql()? {
+                    if !exists.exists(params![r.ts, &r.id[..]]).sql()? {
                         keep.push(r);
                     }
                 }
                 fresh = keep;
             }
-            if insert_ids(&tx, &fresh, base)? != fresh.len() {
+            if insert_keys(&tx, &fresh)? != fresh.len() {
                 return Err(StoreError::Backend("observation ids changed under the writer lock".into()));
             }
         }
@@ -684,6 +712,16 @@ impl Writer {
             )));
         }
         let seq = |k: usize| base + 1 + k as i64;
+        let blk = |seq: i64| seq >> BLOCK_BITS;
+
+        let mut by_id: Vec<(i64, &[u8; 16], i64)> =
+            fresh.iter().enumerate().map(|(k, r)| (blk(seq(k)), r.id, seq(k))).collect();
+        by_id.sort_unstable();
+        INSERT_IDS.run(&tx, by_id.len(), |st, p, k| {
+            st.raw_bind_parameter(p, by_id[k].0)?;
+            st.raw_bind_parameter(p + 1, &by_id[k].1[..])?;
+            st.raw_bind_parameter(p + 2, by_id[k].2)
+        })?;
 
         let mut unattributed = 0i64;
         let mut per_member: HashMap<i64, i64> = HashMap::new();
@@ -702,12 +740,13 @@ impl Writer {
             st.raw_bind_parameter(p, by_member[k].0)?;
             st.raw_bind_parameter(p + 1, by_member[k].1)
         })?;
-        let mut by_ip: Vec<(&[u8], i64)> =
-            fresh.iter().enumerate().filter_map(|(k, r)| r.ip().map(|ip| (ip, seq(k)))).collect();
+        let mut by_ip: Vec<(i64, &[u8], i64)> =
+            fresh.iter().enumerate().filter_map(|(k, r)| r.ip().map(|ip| (blk(seq(k)), ip, seq(k)))).collect();
         by_ip.sort_unstable();
         INSERT_IPS.run(&tx, by_ip.len(), |st, p, k| {
             st.raw_bind_parameter(p, by_ip[k].0)?;
-            st.raw_bind_parameter(p + 1, by_ip[k].1)
+            st.raw_bind_parameter(p + 1, by_ip[k].1)?;
+            st.raw_bind_parameter(p + 2, by_ip[k].2)
         })?;
         let mut by_time: Vec<(i64, i64, i64)> =
             fresh.iter().enumerate().map(|(k, r)| (feed_ids[k], r.t, seq(k))).collect();
@@ -738,6 +777,74 @@ impl Writer {
     }
 }
 
+/// id, member, source_ip and body of a deleted observation row.
+type DeletedRow = (Vec<u8>, Option<i64>, Option<Vec<u8>>, Vec<u8>);
+
+/// Observations deleted per retention transaction.
+const EXPIRE_CHUNK: usize = 20_000;
+
+/// Deletes up to [`EXPIRE_CHUNK`] observations of `feed` with a retention time before `cutoff`,
+/// with their lookup entries and counts, in one transaction. Returns how many entries were
+/// looked at and how many observations deleted.
+fn expire_chunk(conn: &mut Connection, feed: i64, cutoff: i64) -> Result<(usize, u64)> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+    let victims: Vec<(i64, i64)> = {
+        let mut st = tx.prepare_cached("SELECT t, seq FROM obs_times WHERE feed = ?1 AND t < ?2 LIMIT ?3").sql()?;
+        st.query_map(params![feed, cutoff, EXPIRE_CHUNK as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()?
+    };
+    let mut deleted = 0i64;
+    let mut unattributed = 0i64;
+    let mut per_member: HashMap<i64, i64> = HashMap::new();
+    {
+        let mut del_obs =
+            tx.prepare_cached("DELETE FROM observations WHERE seq = ?1 RETURNING id, member, source_ip, body").sql()?;
+        let mut del_key = tx.prepare_cached("DELETE FROM obs_keys WHERE ts = ?1 AND id = ?2").sql()?;
+        let mut del_id = tx.prepare_cached("DELETE FROM obs_ids WHERE blk = ?1 AND id = ?2").sql()?;
+        let mut del_member = tx.prepare_cached("DELETE FROM obs_members WHERE member = ?1 AND seq = ?2").sql()?;
+        let mut del_ip = tx.prepare_cached("DELETE FROM obs_ips WHERE blk = ?1 AND ip = ?2 AND seq = ?3").sql()?;
+        let mut del_time = tx.prepare_cached("DELETE FROM obs_times WHERE feed = ?1 AND t = ?2 AND seq = ?3").sql()?;
+        for &(t, seq) in &victims {
+            let row: Option<DeletedRow> = {
+                let mut rows = del_obs.query([seq]).sql()?;
+                match rows.next().sql()? {
+                    Some(r) => Some((r.get(0).sql()?, r.get(1).sql()?, r.get(2).sql()?, r.get(3).sql()?)),
+                    None => None,
+                }
+            };
+            del_time.execute(params![feed, t, seq]).sql()?;
+            let Some((id, member, ip, body)) = row else { continue };
+            deleted += 1;
+            let ts = codec::decode(&body)
+                .map_err(|e| corrupt(format!("observation seq {seq}"), e.to_string()))?
+                .time_source
+                .map_or(NO_TIME, Timestamp::as_micros);
+            del_key.execute(params![ts, &id]).sql()?;
+            let blk = seq >> BLOCK_BITS;
+            del_id.execute(params![blk, &id]).sql()?;
+            match member {
+                Some(m) => {
+                    del_member.execute(params![m, seq]).sql()?;
+                    *per_member.entry(m).or_default() += 1;
+                }
+                None => unattributed += 1,
+            }
+            if let Some(ip) = ip {
+                del_ip.execute(params![blk, ip, seq]).sql()?;
+            }
+        }
+    }
+    add_counter(&tx, "observations", 0, -deleted)?;
+    add_counter(&tx, "unattributed", 0, -unattributed)?;
+    for (m, n) in per_member {
+        add_counter(&tx, "member", m, -n)?;
+    }
+    tx.commit().sql()?;
+    Ok((victims.len(), deleted as u64))
+}
+
 impl Store for SqliteStore {
     fn commit_batch(&self, batch: &Batch) -> Result<BatchOutcome> {
         // Encode and drop repeats inside the batch before taking the writer lock, so that
@@ -762,6 +869,7 @@ impl Store for SqliteStore {
                 member: r.member.map(|m| i64::from(m.0)),
                 feed: &o.feed.name,
                 t: o.time_source.unwrap_or(o.time_observation).as_micros(),
+                ts: o.time_source.map_or(NO_TIME, Timestamp::as_micros),
                 ip,
                 ip_len,
                 body: start..bodies.len(),
@@ -773,13 +881,28 @@ impl Store for SqliteStore {
 
     fn observation(&self, id: &ObservationId) -> Result<Option<StoredObservation>> {
         self.read(|c| {
-            let mut st =
-                c.prepare_cached("SELECT seq, id, stored_at, body, member FROM observations WHERE id = ?1").sql()?;
-            let mut rows = st.query([&id.0[..]]).sql()?;
-            match rows.next().sql()? {
-                Some(r) => stored_from_row(r, None).map(Some),
-                None => Ok(None),
-            }
+            // One read transaction: the probes and the fetch see the same snapshot.
+            let tx = c.unchecked_transaction().sql()?;
+            let Some((lo, hi)) = block_range(&tx, "obs_ids")? else { return Ok(None) };
+            let seq = {
+                let mut probe = tx.prepare_cached("SELECT seq FROM obs_ids WHERE blk = ?1 AND id = ?2").sql()?;
+                let mut found = None;
+                for blk in (lo..=hi).rev() {
+                    if let Some(seq) =
+                        probe.query_row(params![blk, &id.0[..]], |r| r.get::<_, i64>(0)).optional().sql()?
+                    {
+                        found = Some(seq);
+                        break;
+                    }
+                }
+                found
+            };
+            let out = match seq {
+                Some(seq) => fetch(&tx, seq)?,
+                None => None,
+            };
+            tx.commit().sql()?;
+            Ok(out)
         })
     }
 
@@ -787,8 +910,9 @@ impl Store for SqliteStore {
         let items = self.read(|c| {
             let mut st = c
                 .prepare_cached(
-                    "SELECT seq, id, stored_at, body FROM observations \
-                     WHERE member = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    "SELECT o.seq, o.id, o.stored_at, o.body \
+                     FROM obs_members m CROSS JOIN observations o ON o.seq = m.seq \
+                     WHERE m.member = ?1 AND m.seq > ?2 ORDER BY m.seq LIMIT ?3",
                 )
                 .sql()?;
             let mut rows = st.query(params![i64::from(member.0), u64_sql(after.0), limit_sql(limit)]).sql()?;
@@ -804,18 +928,34 @@ impl Store for SqliteStore {
 
     fn by_source_ip(&self, ip: IpAddr, limit: usize) -> Result<Vec<StoredObservation>> {
         self.read(|c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT seq, id, stored_at, body, member FROM observations \
-                     WHERE source_ip = ?1 ORDER BY seq DESC LIMIT ?2",
-                )
-                .sql()?;
-            let mut buf = [0u8; 16];
-            let mut rows = st.query(params![ip_bytes(ip, &mut buf), limit_sql(limit)]).sql()?;
+            let tx = c.unchecked_transaction().sql()?;
             let mut items = Vec::new();
-            while let Some(r) = rows.next().sql()? {
-                items.push(stored_from_row(r, None)?);
+            if let Some((lo, hi)) = block_range(&tx, "obs_ips")? {
+                let mut buf = [0u8; 16];
+                let ip = ip_bytes(ip, &mut buf);
+                let mut probe = tx
+                    .prepare_cached("SELECT seq FROM obs_ips WHERE blk = ?1 AND ip = ?2 ORDER BY seq DESC LIMIT ?3")
+                    .sql()?;
+                let mut seqs: Vec<i64> = Vec::new();
+                for blk in (lo..=hi).rev() {
+                    if seqs.len() >= limit {
+                        break;
+                    }
+                    let rows = probe
+                        .query_map(params![blk, ip, limit_sql(limit - seqs.len())], |r| r.get::<_, i64>(0))
+                        .sql()?;
+                    for seq in rows {
+                        seqs.push(seq.sql()?);
+                    }
+                }
+                drop(probe);
+                for seq in seqs {
+                    if let Some(o) = fetch(&tx, seq)? {
+                        items.push(o);
+                    }
+                }
             }
+            tx.commit().sql()?;
             Ok(items)
         })
     }
@@ -870,40 +1010,25 @@ impl Store for SqliteStore {
     }
 
     fn expire(&self, now: Timestamp, retention: &Retention) -> Result<u64> {
-        self.write(|w| {
-            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
-            let feeds: Vec<(i64, String)> = {
-                let mut st = tx.prepare("SELECT id, name FROM feeds").sql()?;
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).sql()?.collect::<rusqlite::Result<_>>().sql()?
-            };
-            let mut deleted = 0i64;
-            let mut unattributed = 0i64;
-            let mut per_member: HashMap<i64, i64> = HashMap::new();
-            {
-                let mut del =
-                    tx.prepare("DELETE FROM observations WHERE feed = ?1 AND t < ?2 RETURNING member").sql()?;
-                for (fid, name) in feeds {
-                    let Some(keep) = retention.for_feed(&name) else { continue };
-                    let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
-                    let cutoff = now.as_micros().saturating_sub(keep);
-                    let mut rows = del.query(params![fid, cutoff]).sql()?;
-                    while let Some(r) = rows.next().sql()? {
-                        deleted += 1;
-                        match r.get::<_, Option<i64>>(0).sql()? {
-                            Some(m) => *per_member.entry(m).or_default() += 1,
-                            None => unattributed += 1,
-                        }
-                    }
+        let feeds: Vec<(i64, String)> = self.read(|c| {
+            let mut st = c.prepare("SELECT id, name FROM feeds ORDER BY id").sql()?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).sql()?.collect::<rusqlite::Result<_>>().sql()
+        })?;
+        let mut deleted = 0u64;
+        for (feed, name) in feeds {
+            let Some(keep) = retention.for_feed(&name) else { continue };
+            let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
+            let cutoff = now.as_micros().saturating_sub(keep);
+            // In transactions of at most EXPIRE_CHUNK rows, so ingestion is never blocked long.
+            loop {
+                let (looked, n) = self.write(|w| expire_chunk(&mut w.conn, feed, cutoff))?;
+                deleted += n;
+                if looked < EXPIRE_CHUNK {
+                    break;
                 }
             }
-            add_counter(&tx, "observations", 0, -deleted)?;
-            add_counter(&tx, "unattributed", 0, -unattributed)?;
-            for (m, n) in per_member {
-                add_counter(&tx, "member", m, -n)?;
-            }
-            tx.commit().sql()?;
-            Ok(deleted as u64)
-        })
+        }
+        Ok(deleted)
     }
 
     fn add_member(&self, spec: &MemberSpec, now: Timestamp) -> Result<Member> {
