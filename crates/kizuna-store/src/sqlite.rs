@@ -44,6 +44,13 @@ use crate::{
 /// refuses newer ones.
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// Page size of new databases. 16 KiB measured fastest for ingest (fewer B-tree pages and
+/// page-cache lookups per row; 4 and 8 KiB were 10–20% slower) at a small cost in file size.
+const PAGE_SIZE: i64 = 16 * 1024;
+
+/// WAL pages between automatic checkpoints.
+const WAL_AUTOCHECKPOINT: i64 = 8192;
+
 /// Idle reader connections kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
@@ -245,24 +252,17 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).sql()?;
         // page_size only takes effect on a new database (before the first table exists).
-        conn.pragma_update(
-            None,
-            "page_size",
-            std::env::var("XPS").ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(8192),
-        )
-        .sql()?;
+        conn.pragma_update(None, "page_size", PAGE_SIZE).sql()?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).sql()?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Backend(format!("cannot enable WAL mode (journal_mode is {mode})")));
         }
         Self::configure_writer(&conn)?;
-        // Checkpoint at ~64 MiB of WAL instead of 4 MiB: fewer, larger checkpoints on ingest.
-        conn.pragma_update(None, "wal_autocheckpoint", 8192).sql()?;
+        // Checkpoint at 8192 pages (128 MiB) of WAL instead of 1000: fewer, larger checkpoints,
+        // and a page changed by several batches in between is copied back once.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT).sql()?;
         conn.pragma_update(None, "journal_size_limit", 256i64 * 1024 * 1024).sql()?;
         Self::migrate(&conn)?;
-        if let Ok(x) = std::env::var("XSQL") {
-            conn.execute_batch(&x).sql()?;
-        }
         Ok(SqliteStore {
             writer: Mutex::new(Writer { conn, feeds: HashMap::new() }),
             readers: Some(Mutex::new(Vec::new())),
