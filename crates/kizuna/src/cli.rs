@@ -248,10 +248,8 @@ impl Env {
     /// Opens the store, creating the data directory.
     pub fn open_store(&self) -> Result<Arc<SqliteStore>> {
         let path = self.config.store_path();
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
-            }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
         }
         let store = SqliteStore::open(&path).with_context(|| format!("opening store {}", path.display()))?;
         Ok(Arc::new(store))
@@ -291,7 +289,16 @@ pub fn run() -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             for q in store.quarantine(after, limit)? {
                 let r = &q.rejected;
-                writeln!(out, "{}\t{}\t{}:{}\t{}\t{}", q.id, q.at, r.source_name, r.line, r.reason, r.raw.escape_debug())?;
+                writeln!(
+                    out,
+                    "{}\t{}\t{}:{}\t{}\t{}",
+                    q.id,
+                    q.at,
+                    r.source_name,
+                    r.line,
+                    r.reason,
+                    r.raw.escape_debug()
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -306,7 +313,11 @@ pub fn run() -> Result<ExitCode> {
         Command::Sensor { command: SensorCommand::Token { name } } => {
             let t = kizuna_hub::tokens::issue()?;
             println!("Token for sensor {name} (shown once; give it to the sensor):\n  {}\n", t.secret);
-            println!("Add to the config file:\n[[hub.sensors]]\nname = {:?}\ntoken_sha256 = \"{}\"", name, hex_of(&t.hash.0));
+            println!(
+                "Add to the config file:\n[[hub.sensors]]\nname = {:?}\ntoken_sha256 = \"{}\"",
+                name,
+                hex_of(&t.hash.0)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate { command } => crate::demo::generate(command),
@@ -386,7 +397,11 @@ fn member(env: &Env, command: MemberCommand) -> Result<ExitCode> {
             if json {
                 writeln!(out, "{}", serde_json::Value::Array(members.iter().map(member_json).collect()))?;
             } else {
-                writeln!(out, "{:>4}  {:<20} {:<30} {:>6} {:>8}  contacts", "id", "name", "display name", "asns", "prefixes")?;
+                writeln!(
+                    out,
+                    "{:>4}  {:<20} {:<30} {:>6} {:>8}  contacts",
+                    "id", "name", "display name", "asns", "prefixes"
+                )?;
                 for m in &members {
                     writeln!(
                         out,
@@ -533,7 +548,14 @@ fn report(env: &Env, args: &ReportArgs) -> Result<ExitCode> {
             let o = &item.routed.observation;
             *by.entry((o.classification.kind.to_string(), o.feed.name.clone())).or_default() += 1;
         }
-        writeln!(out, "member {} ({}): {} observations after cursor {}", m.name, m.display_name, page.items.len(), args.cursor)?;
+        writeln!(
+            out,
+            "member {} ({}): {} observations after cursor {}",
+            m.name,
+            m.display_name,
+            page.items.len(),
+            args.cursor
+        )?;
         for ((class, feed), n) in by {
             writeln!(out, "{n:>8}  {class:<28} {feed}")?;
         }

@@ -102,6 +102,9 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config> {
         let c: Config = toml::from_str(text)?;
         c.ingest_settings()?;
+        for m in &c.csv_mappings {
+            m.validate().map_err(|e| anyhow::anyhow!("csv_mappings {:?}: {e}", m.name))?;
+        }
         if c.store.backend != "sqlite" {
             anyhow::bail!("store.backend {:?} is not supported; known: sqlite", c.store.backend);
         }
@@ -128,7 +131,10 @@ impl Config {
         Ok(IngestSettings {
             default_tlp,
             legal_basis,
-            options: kizuna_pipeline::Options { batch_size: self.ingest.batch_size, queue_depth: self.ingest.queue_depth },
+            options: kizuna_pipeline::Options {
+                batch_size: self.ingest.batch_size,
+                queue_depth: self.ingest.queue_depth,
+            },
             csv_mappings: self.csv_mappings.clone(),
         })
     }

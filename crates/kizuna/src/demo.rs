@@ -252,20 +252,36 @@ pub fn run(env: &Env, args: &DemoArgs) -> Result<ExitCode> {
     if args.serve {
         serve_demo(&env, store, args.listen)?;
     } else {
-        println!("\nNext: `kizuna --data-dir {} report --member {} --summary`, or run the demo with --serve.", args.dir.display(), world.members.first().map(|m| m.name.as_str()).unwrap_or("isp-001"));
+        println!(
+            "\nNext: `kizuna --data-dir {} report --member {} --summary`, or run the demo with --serve.",
+            args.dir.display(),
+            world.members.first().map(|m| m.name.as_str()).unwrap_or("isp-001")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve_demo(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteStore>, listen: std::net::SocketAddr) -> Result<()> {
+fn serve_demo(
+    env: &Env,
+    store: std::sync::Arc<kizuna_store::sqlite::SqliteStore>,
+    listen: std::net::SocketAddr,
+) -> Result<()> {
     let sensor = kizuna_hub::tokens::issue()?;
     let mut hub_config = env.config.hub.clone();
     hub_config.listen = listen;
-    hub_config.sensors.push(kizuna_hub::SensorConfig { name: "demo-sensor".into(), token_sha256: kizuna_hub::tokens::hash_hex(&sensor.secret) });
+    hub_config.sensors.push(kizuna_hub::SensorConfig {
+        name: "demo-sensor".into(),
+        token_sha256: kizuna_hub::tokens::hash_hex(&sensor.secret),
+    });
     let first = store.members()?.into_iter().next().context("no members")?;
     let t = kizuna_hub::tokens::issue()?;
     store.add_token(first.id, t.hash, "demo", &t.prefix, Timestamp::now())?;
-    crate::cli::audit(store.as_ref(), "token.issue", format!("member:{}", first.id), serde_json::json!({"label": "demo", "prefix": t.prefix}))?;
+    crate::cli::audit(
+        store.as_ref(),
+        "token.issue",
+        format!("member:{}", first.id),
+        serde_json::json!({"label": "demo", "prefix": t.prefix}),
+    )?;
     let hub = kizuna_hub::Hub::new(store, hub_config, env.config.ingest_settings()?)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
@@ -275,7 +291,10 @@ fn serve_demo(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteStore
         println!("  member {} pulls its observations:", first.name);
         println!("    curl -H 'Authorization: Bearer {}' '{base}/api/v1/observations?limit=5'", t.secret);
         println!("  a sensor pushes a batch:");
-        println!("    curl -H 'Authorization: Bearer {}' --data-binary @FILE '{base}/api/v1/ingest?format=cowrie'", sensor.secret);
+        println!(
+            "    curl -H 'Authorization: Bearer {}' --data-binary @FILE '{base}/api/v1/ingest?format=cowrie'",
+            sensor.secret
+        );
         println!("  {base}/metrics   {base}/healthz");
         hub.serve(listener, async {
             let _ = tokio::signal::ctrl_c().await;

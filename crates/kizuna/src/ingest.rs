@@ -78,7 +78,11 @@ struct Input {
 
 fn open(path: &PathBuf) -> Result<Input> {
     if path.as_os_str() == "-" {
-        return Ok(Input { name: "-".into(), reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())), size: None });
+        return Ok(Input {
+            name: "-".into(),
+            reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+            size: None,
+        });
     }
     let f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let size = f.metadata().ok().map(|m| m.len());
@@ -202,7 +206,11 @@ pub fn run(env: &Env, args: &IngestArgs) -> Result<ExitCode> {
 }
 
 /// Parses and counts without attributing or storing: what the parser alone costs.
-fn parse_only(format: &Format, ctx: &Context, reader: impl BufRead + Send) -> Result<Summary, kizuna_pipeline::IngestError> {
+fn parse_only(
+    format: &Format,
+    ctx: &Context,
+    reader: impl BufRead + Send,
+) -> Result<Summary, kizuna_pipeline::IngestError> {
     let mut s = Summary::default();
     for item in kizuna_parsers::parse(format, ctx, reader)? {
         s.read += 1;
@@ -263,7 +271,10 @@ mod tests {
 
     #[test]
     fn guesses_formats() {
-        assert_eq!(guess_format("x.json", br#"{"eventid":"cowrie.session.connect","src_ip":"1.2.3.4"}"#), Some("cowrie"));
+        assert_eq!(
+            guess_format("x.json", br#"{"eventid":"cowrie.session.connect","src_ip":"1.2.3.4"}"#),
+            Some("cowrie")
+        );
         assert_eq!(guess_format("eve.json", br#"{"timestamp":"x","event_type":"alert"}"#), Some("suricata"));
         assert_eq!(guess_format("o.json", br#"{"feed.name":"x","classification.type":"scanner"}"#), Some("intelmq"));
         assert_eq!(guess_format("2026-03-05-event4_sinkhole-jp.csv", b"timestamp,src_ip\n"), Some("shadowserver"));
