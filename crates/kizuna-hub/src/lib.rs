@@ -336,8 +336,7 @@ async fn ingest(
         let h = hub.clone();
         blocking(move || Ok(h.store.members()?)).await?
     };
-    let name_of =
-        |id| members.iter().find(|m| m.id == id).map(|m| m.name.clone()).unwrap_or_else(|| id.to_string());
+    let name_of = |id| members.iter().find(|m| m.id == id).map(|m| m.name.clone()).unwrap_or_else(|| id.to_string());
     hub.metrics.record_ingest(&summary, name_of);
     Ok(axum::Json(summary_json(&summary, &members)).into_response())
 }
@@ -378,10 +377,9 @@ async fn observations(
 ) -> Result<Response, ApiError> {
     let after = match q.cursor.as_deref() {
         None | Some("") => Cursor::START,
-        Some(c) => c
-            .parse::<u64>()
-            .map(Cursor)
-            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("bad cursor {c:?}: use the next_cursor of the previous page")))?,
+        Some(c) => c.parse::<u64>().map(Cursor).map_err(|_| {
+            ApiError(StatusCode::BAD_REQUEST, format!("bad cursor {c:?}: use the next_cursor of the previous page"))
+        })?,
     };
     let limit = q.limit.unwrap_or(hub.config.page_limit_default).clamp(1, hub.config.page_limit_max);
     let h = hub.clone();
@@ -411,7 +409,15 @@ fn page_json(member: &Member, after: Cursor, page: &kizuna_store::Page, limit: u
     let mut out = Vec::with_capacity(256 + page.items.len() * 600);
     out.extend_from_slice(b"{\"member\":");
     out.extend_from_slice(serde_json::Value::from(member.name.as_str()).to_string().as_bytes());
-    out.extend_from_slice(format!(",\"cursor\":\"{}\",\"next_cursor\":\"{}\",\"more\":{},\"observations\":[", after.0, page.next.0, page.items.len() >= limit).as_bytes());
+    out.extend_from_slice(
+        format!(
+            ",\"cursor\":\"{}\",\"next_cursor\":\"{}\",\"more\":{},\"observations\":[",
+            after.0,
+            page.next.0,
+            page.items.len() >= limit
+        )
+        .as_bytes(),
+    );
     for (i, item) in page.items.iter().enumerate() {
         if i > 0 {
             out.push(b',');

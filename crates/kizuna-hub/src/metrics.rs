@@ -64,7 +64,11 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let ingest_records = Family::<OutcomeLabel, Counter>::default();
-        registry.register("kizuna_ingest_records", "Records ingested through this hub, by outcome", ingest_records.clone());
+        registry.register(
+            "kizuna_ingest_records",
+            "Records ingested through this hub, by outcome",
+            ingest_records.clone(),
+        );
         let attributed = Family::<MemberLabel, Counter>::default();
         registry.register("kizuna_attributed", "Observations attributed to a member ISP", attributed.clone());
         let unattributed = Counter::default();
@@ -74,15 +78,27 @@ impl Metrics {
         let http_latency: HistogramFamily<RouteLabel> = Family::new_with_constructor(latency_histogram);
         registry.register("kizuna_http_request_duration_seconds", "HTTP request latency", http_latency.clone());
         let ingest_duration = latency_histogram();
-        registry.register("kizuna_ingest_duration_seconds", "Time to parse, attribute and commit one upload", ingest_duration.clone());
+        registry.register(
+            "kizuna_ingest_duration_seconds",
+            "Time to parse, attribute and commit one upload",
+            ingest_duration.clone(),
+        );
         let store_observations = Gauge::default();
         registry.register("kizuna_store_observations", "Observations in the store", store_observations.clone());
         let store_unattributed = Gauge::default();
-        registry.register("kizuna_store_unattributed", "Unattributed observations in the store", store_unattributed.clone());
+        registry.register(
+            "kizuna_store_unattributed",
+            "Unattributed observations in the store",
+            store_unattributed.clone(),
+        );
         let store_quarantined = Gauge::default();
         registry.register("kizuna_store_quarantined", "Records in quarantine", store_quarantined.clone());
         let store_member_observations = Family::<MemberLabel, Gauge>::default();
-        registry.register("kizuna_store_member_observations", "Observations in the store per member", store_member_observations.clone());
+        registry.register(
+            "kizuna_store_member_observations",
+            "Observations in the store per member",
+            store_member_observations.clone(),
+        );
         Metrics {
             registry,
             ingest_records,

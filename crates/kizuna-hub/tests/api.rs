@@ -28,10 +28,17 @@ async fn start() -> Fixture {
     // Member A owns AS64500 (routes 192.0.2.0/24 and 2001:db8:a::/48); member B has an explicit
     // prefix 198.51.100.0/24 and AS64501 (203.0.113.0/24).
     store
-        .replace_routes(&[(net("192.0.2.0/24"), 64500), (net("2001:db8:a::/48"), 64500), (net("203.0.113.0/24"), 64501)])
+        .replace_routes(&[
+            (net("192.0.2.0/24"), 64500),
+            (net("2001:db8:a::/48"), 64500),
+            (net("203.0.113.0/24"), 64501),
+        ])
         .expect("routes");
     let a = store
-        .add_member(&MemberSpec { name: "isp-a".into(), display_name: "ISP A".into(), asns: vec![64500], ..Default::default() }, Timestamp::now())
+        .add_member(
+            &MemberSpec { name: "isp-a".into(), display_name: "ISP A".into(), asns: vec![64500], ..Default::default() },
+            Timestamp::now(),
+        )
         .expect("member a");
     let b = store
         .add_member(
@@ -198,8 +205,9 @@ async fn paging_while_ingesting_has_no_gaps_and_no_duplicates() {
         let token = f.sensor_token.clone();
         tokio::spawn(async move {
             for batch in 0..total {
-                let body: Vec<String> =
-                    (0..per_batch).map(|i| cowrie_line("192.0.2.20", 1024 + (batch * per_batch + i) as u16, batch * per_batch + i)).collect();
+                let body: Vec<String> = (0..per_batch)
+                    .map(|i| cowrie_line("192.0.2.20", 1024 + (batch * per_batch + i) as u16, batch * per_batch + i))
+                    .collect();
                 let r = client
                     .post(format!("{base}/api/v1/ingest?format=cowrie"))
                     .bearer_auth(&token)
@@ -244,9 +252,11 @@ async fn paging_while_ingesting_has_no_gaps_and_no_duplicates() {
 async fn health_and_metrics() {
     let f = start().await;
     let client = reqwest::Client::new();
-    push(&f, &client, [cowrie_line("192.0.2.10", 1, 1), cowrie_line("100.64.0.1", 2, 2), "garbage".into()].join("\n")).await;
+    push(&f, &client, [cowrie_line("192.0.2.10", 1, 1), cowrie_line("100.64.0.1", 2, 2), "garbage".into()].join("\n"))
+        .await;
     let _ = page(&f, &client, &f.token_a, "", 10).await;
-    let h: serde_json::Value = client.get(format!("{}/healthz", f.base)).send().await.expect("get").json().await.expect("json");
+    let h: serde_json::Value =
+        client.get(format!("{}/healthz", f.base)).send().await.expect("get").json().await.expect("json");
     assert_eq!(h["status"], "ok");
     let r = client.get(format!("{}/metrics", f.base)).send().await.expect("get");
     assert!(r.headers()["content-type"].to_str().expect("ct").starts_with("text/plain"));

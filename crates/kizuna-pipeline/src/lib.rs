@@ -179,7 +179,11 @@ pub fn ingest<R: BufRead + Send>(
                         if o.source.asn.is_none() {
                             o.source.asn = attribution.asn;
                         }
-                        chunk.batch.observations.push(Routed { id: o.id(), observation: o, member: attribution.member });
+                        chunk.batch.observations.push(Routed {
+                            id: o.id(),
+                            observation: o,
+                            member: attribution.member,
+                        });
                     }
                     Item::Skipped { what } => *chunk.skipped.entry(what).or_default() += 1,
                     Item::Rejected(r) => chunk.batch.rejected.push(r),
