@@ -34,7 +34,7 @@ use kizuna_attrib::Attributor;
 use kizuna_model::{LegalBasis, Timestamp, Tlp};
 use kizuna_parsers::{Context, CsvMapping, Format};
 use kizuna_pipeline::{Options, Summary};
-use kizuna_store::{AuditRecord, Cursor, Member, Store, StoreError};
+use kizuna_store::{AuditRecord, Cursor, HubStore, Member, StoreError};
 
 pub use metrics::Metrics;
 
@@ -94,7 +94,7 @@ pub struct IngestSettings {
 
 /// The running hub.
 pub struct Hub {
-    store: Arc<dyn Store>,
+    store: Arc<dyn HubStore>,
     config: HubConfig,
     ingest: IngestSettings,
     attribution: RwLock<(u64, Arc<Attributor>)>,
@@ -115,7 +115,7 @@ pub enum HubError {
 
 impl Hub {
     /// A hub over a store; loads the attribution tables from it.
-    pub fn new(store: Arc<dyn Store>, config: HubConfig, ingest: IngestSettings) -> Result<Arc<Hub>, HubError> {
+    pub fn new(store: Arc<dyn HubStore>, config: HubConfig, ingest: IngestSettings) -> Result<Arc<Hub>, HubError> {
         let generation = store.routing_generation()?;
         let attributor = kizuna_pipeline::attributor_from_store(store.as_ref())?;
         Ok(Arc::new(Hub {
@@ -159,6 +159,11 @@ impl Hub {
             Ok(a) => a.1.clone(),
             Err(poisoned) => poisoned.into_inner().1.clone(),
         }
+    }
+
+    /// The store, for route modules of other areas.
+    pub fn store(&self) -> &Arc<dyn HubStore> {
+        &self.store
     }
 
     /// The metrics registry.

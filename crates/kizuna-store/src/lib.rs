@@ -208,6 +208,16 @@ impl Retention {
     }
 }
 
+/// Everything the hub needs from one backend: the core [`Store`] plus one trait per area
+/// (indicators, sharing, member statistics, …), each defined in its own module of this crate
+/// with its own conformance checks. A backend implements them all; services hold an
+/// `Arc<dyn HubStore>` and upcast to the trait they use.
+///
+/// To add an area: define `pub trait FooStore: Send + Sync` in `src/foo.rs`, implement it for
+/// `SqliteStore` in `src/sqlite/…` or `src/sqlite_foo.rs`, and add it to both lines below.
+pub trait HubStore: Store {}
+impl<T: Store + ?Sized> HubStore for T {}
+
 /// The hub's durable state. Implementations are shared between threads; every method is a
 /// complete transaction.
 pub trait Store: Send + Sync {
