@@ -1,7 +1,7 @@
 //! Conformance battery every backend must pass.
 //!
 //! Each check is a public function taking a factory that makes a fresh, empty store. Run them
-//! all with [`run_all`], or get one `#[test]` per check with [`store_conformance_tests!`]:
+//! all with [`run_all`], or get one `#[test]` per check with [`store_conformance_tests!`](crate::store_conformance_tests):
 //!
 //! ```ignore
 //! kizuna_store::store_conformance_tests!(|| -> Box<dyn kizuna_store::Store> {

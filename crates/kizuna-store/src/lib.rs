@@ -7,11 +7,15 @@
 //! - [`Store::commit_batch`] returns only after the batch is durably committed, and commits it
 //!   all or nothing. Observations are keyed by their content-derived id: committing the same
 //!   observation again adds nothing and is counted as a duplicate.
-//! - Every stored observation gets a sequence number, strictly increasing in commit order.
-//!   [`Store::page`] walks one member's observations by sequence from a [`Cursor`]; a reader that
+//! - Every stored observation gets a sequence number, strictly increasing in commit order and
+//!   never reused (numbers may skip). [`Store::page`] walks one member's observations by sequence from a [`Cursor`]; a reader that
 //!   pages while ingestion goes on sees every observation exactly once.
 //! - The audit log is append-only and hash-chained ([`audit`]); [`audit::verify`] detects a
-//!   modified, inserted or removed entry.
+//!   modified, inserted or removed entry; [`audit::verify_store`] checks a whole store page by
+//!   page, against an anchor kept outside it ([`sqlite::SqliteStore::audit_anchor`]).
+//!
+//! Observations are kept in the store's own compact encoding ([`codec`]), independent of any
+//! wire format.
 //!
 //! **Invariant:** the store holds no subscriber identity. It never sees one: the hub only ever
 //! hands it observations, members (ISPs, not their customers), tokens (hashed) and audit entries.
@@ -223,7 +227,8 @@ impl<T: Store + ?Sized> HubStore for T {}
 pub trait Store: Send + Sync {
     /// Commits a batch atomically and durably; returns after the commit.
     ///
-    /// `Routed::id` is trusted to be the observation's content id (the pipeline computes it).
+    /// `Routed::id` must be the observation's content id (`Observation::id()`, which the pipeline
+    /// computes anyway); the store does not recompute it.
     /// A batch routing an observation to a member that does not exist fails as a whole with
     /// [`StoreError::NotFound`] and stores nothing.
     fn commit_batch(&self, batch: &Batch) -> Result<BatchOutcome>;
