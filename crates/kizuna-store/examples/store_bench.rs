@@ -137,6 +137,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dt = t0.elapsed();
     println!("page one member: {read} observations in {dt:.2?}: {:.0}/s", read as f64 / dt.as_secs_f64());
 
+    let routes: Vec<(kizuna_model::IpNet, u32)> = (0..1_000_000u32)
+        .map(|i| {
+            (kizuna_model::IpNet::new(IpAddr::V4(Ipv4Addr::from((i << 8) | 0x0100_0000)), 24).expect("net"), i % 70_000)
+        })
+        .collect();
+    let t0 = Instant::now();
+    store.replace_routes(&routes)?;
+    let dt = t0.elapsed();
+    let t0 = Instant::now();
+    let back = store.routes()?;
+    println!("replace_routes 1M: {dt:.2?}, routes() read back {} in {:.2?}", back.len(), t0.elapsed());
+
     let size =
         std::fs::metadata(&path)?.len() + std::fs::metadata(dir.join("bench.db-wal")).map(|m| m.len()).unwrap_or(0);
     println!("database size {:.1} MiB ({:.0} bytes/observation)", size as f64 / 1048576.0, size as f64 / n as f64);
