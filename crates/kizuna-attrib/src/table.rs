@@ -196,11 +196,24 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
     /// `u32::from(Ipv4Addr)` gives).
     #[inline]
     pub fn lookup_v4(&self, ip: u32) -> Option<V> {
-        // Left-aligned in a u128 the shifts below are the same as for IPv6; the compiler keeps
-        // them in one register since the low 96 bits are zero.
+        let f = &self.v4;
+        let e = *f.nodes.get((ip >> (32 - V4_ROOT)) as usize)?;
+        if e & 3 != TAG_LEAF {
+            return self.lookup_v4_deep(ip, e);
+        }
+        // The lowest key bit is a flag, never an address bit: set it so that `key <= k` holds for
+        // every range starting at or before `ip`.
+        let k = ((ip << V4_ROOT) >> 16) as u16 | 1;
+        f.window::<V4_WINDOW>(e, k)
+    }
+
+    /// [`PrefixTable::lookup_v4`] below a root entry that is not a window leaf.
+    #[cold]
+    #[inline(never)]
+    fn lookup_v4_deep(&self, ip: u32, mut e: u32) -> Option<V> {
+        // Left-aligned in a u64, so that a shift by 32 is defined.
         let ip = u64::from(ip) << 32;
         let f = &self.v4;
-        let mut e = *f.nodes.get((ip >> (64 - V4_ROOT)) as usize)?;
         let mut depth = V4_ROOT;
         let mut level = 0;
         while e & 3 == TAG_NODE {
@@ -210,8 +223,6 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
             depth += s;
             level += 1;
         }
-        // The lowest key bit is a flag, never an address bit: set it so that `key <= k` holds for
-        // every range starting at or before `ip`.
         let k = ((ip << depth) >> 48) as u16 | 1;
         f.leaf::<V4_WINDOW>(e, k, || u128::from(ip << depth) << 64)
     }
@@ -261,27 +272,39 @@ impl<V: Copy + PartialEq, K: Key> Family<V, K> {
     /// address bits below the leaf, left-aligned, for wide leaves.
     #[inline(always)]
     fn leaf<const W: usize>(&self, e: u32, k: K, wide_key: impl Fn() -> u128) -> Option<V> {
-        let payload = (e >> PAYLOAD_SHIFT) as usize;
         match e & 3 {
-            TAG_LEAF => {
-                let len = ((e >> 2) & 31) as usize + 1;
-                let w: &[Slot<K, V>; W] = self.slots.get(payload..payload + W)?.try_into().ok()?;
-                let slot = w.get(window_le(w, len, k))?;
-                (!slot.key.is_none()).then_some(slot.val)
-            }
-            TAG_BIG => {
-                let &(off, len) = self.big.get(payload)?;
-                let (off, len) = (off as usize, len as usize);
-                let slots = self.slots.get(off..off + len)?;
-                let slot = slots.get(last_le(slots, |s| s.key, k))?;
-                (!slot.key.is_none()).then_some(slot.val)
-            }
-            _ => {
-                let &(off, len) = self.wide.get(payload)?;
-                let (off, len) = (off as usize, len as usize);
-                self.wvals.get(off + last_le(self.wkeys.get(off..off + len)?, |&k| k, wide_key())).copied().flatten()
-            }
+            TAG_LEAF => self.window::<W>(e, k),
+            TAG_BIG => self.big_leaf(e, k),
+            _ => self.wide_leaf(e, wide_key()),
         }
+    }
+
+    /// Looks `k` up in the window leaf `e`.
+    #[inline(always)]
+    fn window<const W: usize>(&self, e: u32, k: K) -> Option<V> {
+        let payload = (e >> PAYLOAD_SHIFT) as usize;
+        let len = ((e >> 2) & 31) as usize + 1;
+        let w: &[Slot<K, V>; W] = self.slots.get(payload..payload + W)?.try_into().ok()?;
+        let slot = w.get(window_le(w, len, k))?;
+        (!slot.key.is_none()).then_some(slot.val)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn big_leaf(&self, e: u32, k: K) -> Option<V> {
+        let &(off, len) = self.big.get((e >> PAYLOAD_SHIFT) as usize)?;
+        let (off, len) = (off as usize, len as usize);
+        let slots = self.slots.get(off..off + len)?;
+        let slot = slots.get(last_le(slots, |s| s.key, k))?;
+        (!slot.key.is_none()).then_some(slot.val)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wide_leaf(&self, e: u32, k: u128) -> Option<V> {
+        let &(off, len) = self.wide.get((e >> PAYLOAD_SHIFT) as usize)?;
+        let (off, len) = (off as usize, len as usize);
+        self.wvals.get(off + last_le(self.wkeys.get(off..off + len)?, |&k| k, k)).copied().flatten()
     }
 
     fn memory_bytes(&self) -> usize {
