@@ -286,6 +286,27 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let (mixed, sum) = time_lookups(&addrs, 3, |ip| table.lookup(ip));
     let (mixed_py, _) = time_lookups(&addrs[..args.py_lookups], 3, |ip| table.lookup(ip));
+    // lookup_many over groups of 1024 addresses, as a batch consumer would call it.
+    let mut out: Vec<Option<u32>> = Vec::with_capacity(1024);
+    let mut many_best = f64::INFINITY;
+    let mut many_sum = 0u64;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut s = 0u64;
+        for chunk in addrs.chunks(1024) {
+            out.clear();
+            table.lookup_many(std::hint::black_box(chunk), &mut out);
+            for v in &out {
+                s = s.wrapping_mul(0x100_0000_01b3).wrapping_add(v.map_or(0, |x| u64::from(x) + 1));
+            }
+        }
+        many_best = many_best.min(t.elapsed().as_secs_f64());
+        many_sum = std::hint::black_box(s);
+    }
+    let many = addrs.len() as f64 / many_best;
+    if many_sum != sum {
+        return Err("lookup_many answers differ from lookup".into());
+    }
     let v4: Vec<u32> =
         addrs.iter().filter_map(|ip| if let IpAddr::V4(a) = ip { Some(u32::from(*a)) } else { None }).collect();
     let v6: Vec<u128> =
@@ -294,8 +315,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (v6_rate, _) = time_lookups(&v6, 3, |ip| table.lookup_v6(ip));
     let found = addrs.iter().filter(|&&ip| table.lookup(ip).is_some()).count();
     eprintln!(
-        "lookups/s: mixed {:.1}M, first {} {:.1}M, v4 {:.1}M, v6 {:.1}M; {found} of {} found",
+        "lookups/s: mixed {:.1}M, lookup_many {:.1}M, first {} {:.1}M, v4 {:.1}M, v6 {:.1}M; {found} of {} found",
         mixed / 1e6,
+        many / 1e6,
         args.py_lookups,
         mixed_py / 1e6,
         v4_rate / 1e6,
@@ -305,7 +327,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let json = format!(
         "{{\"prefixes\": {}, \"prefixes_v4\": {}, \"prefixes_v6\": {}, \"ranges\": {}, \"lookups\": {}, \
-         \"py_lookups\": {}, \"lookups_per_s\": {mixed:.0}, \"lookups_per_s_py_set\": {mixed_py:.0}, \
+         \"py_lookups\": {}, \"lookups_per_s\": {mixed:.0}, \"lookup_many_per_s\": {many:.0}, \"lookups_per_s_py_set\": {mixed_py:.0}, \
          \"lookups_per_s_v4\": {v4_rate:.0}, \"lookups_per_s_v6\": {v6_rate:.0}, \"v4_addrs\": {}, \
          \"v6_addrs\": {}, \"found\": {found}, \"checksum\": {sum}, \"parse_s\": {parse_s:.3}, \
          \"build_s\": {build_s:.3}, \"memory_bytes\": {}, \"rss_growth_bytes\": {}}}\n",

@@ -196,15 +196,25 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
     /// `u32::from(Ipv4Addr)` gives).
     #[inline]
     pub fn lookup_v4(&self, ip: u32) -> Option<V> {
-        let f = &self.v4;
-        let e = *f.nodes.get((ip >> (32 - V4_ROOT)) as usize)?;
+        self.finish_v4(ip, self.root_v4(ip)?)
+    }
+
+    /// The root entry for an IPv4 address, if the table has IPv4 prefixes.
+    #[inline(always)]
+    fn root_v4(&self, ip: u32) -> Option<u32> {
+        self.v4.nodes.get((ip >> (32 - V4_ROOT)) as usize).copied()
+    }
+
+    /// The rest of an IPv4 lookup from its root entry.
+    #[inline(always)]
+    fn finish_v4(&self, ip: u32, e: u32) -> Option<V> {
         if e & 3 != TAG_LEAF {
             return self.lookup_v4_deep(ip, e);
         }
         // The lowest key bit is a flag, never an address bit: set it so that `key <= k` holds for
         // every range starting at or before `ip`.
         let k = ((ip << V4_ROOT) >> 16) as u16 | 1;
-        f.window::<V4_WINDOW>(e, k)
+        self.v4.window::<V4_WINDOW>(e, k)
     }
 
     /// [`PrefixTable::lookup_v4`] below a root entry that is not a window leaf.
@@ -231,8 +241,19 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
     /// IPv4-mapped addresses are not special here; see [`PrefixTable::lookup`].
     #[inline]
     pub fn lookup_v6(&self, ip: u128) -> Option<V> {
+        self.finish_v6(ip, self.root_v6(ip)?)
+    }
+
+    /// The root entry for an IPv6 address, if the table has IPv6 prefixes.
+    #[inline(always)]
+    fn root_v6(&self, ip: u128) -> Option<u32> {
+        self.v6.nodes.get((ip >> (128 - V6_ROOT)) as usize).copied()
+    }
+
+    /// The rest of an IPv6 lookup from its root entry.
+    #[inline(always)]
+    fn finish_v6(&self, ip: u128, mut e: u32) -> Option<V> {
         let f = &self.v6;
-        let mut e = *f.nodes.get((ip >> (128 - V6_ROOT)) as usize)?;
         let mut depth = V6_ROOT;
         let mut level = 0;
         while e & 3 == TAG_NODE {
@@ -244,6 +265,32 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
         }
         let rest = ip << depth;
         f.leaf::<V6_WINDOW>(e, (rest >> 64) as u64 | 1, || rest)
+    }
+
+    /// Looks up every address of `ips`, appending the answers to `out` in order (the same
+    /// answers as [`PrefixTable::lookup`]). Faster than one call per address on large tables:
+    /// it starts the first memory access of several lookups before finishing any, so their
+    /// cache misses overlap.
+    pub fn lookup_many(&self, ips: &[IpAddr], out: &mut Vec<Option<V>>) {
+        const GROUP: usize = 8;
+        out.reserve(ips.len());
+        for group in ips.chunks(GROUP) {
+            let mut roots = [None; GROUP];
+            for (r, ip) in roots.iter_mut().zip(group) {
+                *r = match *ip {
+                    IpAddr::V4(a) => self.root_v4(u32::from(a)),
+                    IpAddr::V6(a) => self.root_v6(u128::from(a)),
+                };
+            }
+            for (r, ip) in roots.iter().zip(group) {
+                out.push(match (*ip, *r) {
+                    (IpAddr::V6(a), _) if a.to_ipv4_mapped().is_some() => self.lookup(*ip),
+                    (_, None) => None,
+                    (IpAddr::V4(a), Some(e)) => self.finish_v4(u32::from(a), e),
+                    (IpAddr::V6(a), Some(e)) => self.finish_v6(u128::from(a), e),
+                });
+            }
+        }
     }
 
     /// Number of distinct prefixes the table was built from (after removing duplicates).

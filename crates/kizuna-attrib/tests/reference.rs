@@ -166,6 +166,16 @@ fn check_case(rng: &mut Rng, n4: usize, n6: usize) {
         let mapped = IpAddr::V6(Ipv4Addr::from(ip).to_ipv6_mapped());
         assert_eq!(table.lookup(mapped), naive.lookup(mapped), "mapped {mapped}");
     }
+    let mut all: Vec<IpAddr> = Vec::new();
+    for ip in probes(rng, 32, &p4, 50) {
+        all.push(IpAddr::V4(Ipv4Addr::from(ip as u32)));
+        all.push(IpAddr::V6(Ipv4Addr::from(ip as u32).to_ipv6_mapped()));
+    }
+    all.extend(probes(rng, 128, &p6, 50).into_iter().map(|ip| IpAddr::V6(Ipv6Addr::from(ip))));
+    let mut many = vec![Some(u16::MAX)];
+    table.lookup_many(&all, &mut many);
+    let one: Vec<Option<u16>> = std::iter::once(Some(u16::MAX)).chain(all.iter().map(|&ip| naive.lookup(ip))).collect();
+    assert_eq!(many, one, "lookup_many appends the same answers");
     for ip in probes(rng, 128, &p6, 200) {
         let want = naive.v6(ip);
         assert_eq!(table.lookup_v6(ip), want, "v6 {}", Ipv6Addr::from(ip));
