@@ -71,6 +71,9 @@ const WAL_AUTOCHECKPOINT: i64 = 8192;
 /// Idle reader connections kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
+/// Schema migrations, applied in order by [`SqliteStore::open`], each in one transaction.
+/// Area modules add their tables with a new entry here (next version number; never edit an
+/// entry that has shipped) and bump [`SCHEMA_VERSION`].
 const MIGRATIONS: &[(i64, &str)] = &[(
     1,
     r#"
@@ -171,8 +174,9 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 
 const ADD_COUNTER: &str = "INSERT INTO counters (name, member, n) VALUES (?1, ?2, ?3) \
      ON CONFLICT (name, member) DO UPDATE SET n = n + excluded.n";
 
-/// Maps rusqlite errors into [`StoreError`], keeping constraint violations recognisable.
-trait Sql<T> {
+/// Maps rusqlite errors into [`StoreError`], keeping constraint violations recognisable
+/// (foreign key → `NotFound`, unique → `Conflict`). For area modules too.
+pub(crate) trait Sql<T> {
     fn sql(self) -> Result<T>;
 }
 
@@ -182,7 +186,7 @@ impl<T> Sql<T> for rusqlite::Result<T> {
     }
 }
 
-fn sql_error(e: rusqlite::Error) -> StoreError {
+pub(crate) fn sql_error(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         let msg = msg.clone().unwrap_or_default();
         match f.extended_code {
@@ -198,7 +202,7 @@ fn sql_error(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn corrupt(what: impl Into<String>, reason: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(what: impl Into<String>, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt { what: what.into(), reason: reason.into() }
 }
 
@@ -452,8 +456,10 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Runs `f` on a reader connection (the writer's, in memory).
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on a reader connection (the writer's, in memory). For area modules (see the
+    /// `HubStore` docs): one statement, or an explicit read transaction, per call for a
+    /// consistent snapshot.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let (Some(pool), Some(path)) = (&self.readers, &self.path) else {
             let w = lock(&self.writer);
             return f(&w.conn);
@@ -476,6 +482,13 @@ impl SqliteStore {
             idle.push(conn);
         }
         out
+    }
+
+    /// Runs `f` on the writer connection, under the writer lock. For area modules: open a
+    /// `BEGIN IMMEDIATE` transaction in `f` (`conn.transaction_with_behavior(Immediate)`) and
+    /// commit it; the connection runs `synchronous=FULL`, so a commit is durable.
+    pub(crate) fn write_sql<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.write(|w| f(&mut w.conn))
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
@@ -791,8 +804,15 @@ impl Writer {
             }
         }
         let mut feed_ids = Vec::with_capacity(fresh.len());
+        let mut last_feed: Option<(&str, i64)> = None;
         for r in &fresh {
-            feed_ids.push(feed_id(&tx, feeds, r.feed)?);
+            // Rows of a batch mostly share their feed: skip the map lookup then.
+            let id = match last_feed {
+                Some((name, id)) if name == r.feed => id,
+                _ => feed_id(&tx, feeds, r.feed)?,
+            };
+            last_feed = Some((r.feed, id));
+            feed_ids.push(id);
         }
         let inserted = INSERT_OBSERVATIONS.run(&tx, fresh.len(), |st, p, k| {
             let r = fresh[k];
@@ -832,19 +852,17 @@ impl Writer {
             ));
         }
 
-        let mut unattributed = 0i64;
-        let mut per_member: HashMap<i64, i64> = HashMap::new();
-        let mut by_member: Vec<(i64, i64)> = Vec::with_capacity(fresh.len());
-        for (k, r) in fresh.iter().enumerate() {
-            match r.member {
-                Some(m) => {
-                    *per_member.entry(m).or_default() += 1;
-                    by_member.push((m, seq(k)));
-                }
-                None => unattributed += 1,
+        let mut by_member: Vec<(i64, i64)> =
+            fresh.iter().enumerate().filter_map(|(k, r)| r.member.map(|m| (m, seq(k)))).collect();
+        let unattributed = (fresh.len() - by_member.len()) as i64;
+        by_member.sort_unstable();
+        let mut per_member: Vec<(i64, i64)> = Vec::new();
+        for &(m, _) in &by_member {
+            match per_member.last_mut() {
+                Some((last, n)) if *last == m => *n += 1,
+                _ => per_member.push((m, 1)),
             }
         }
-        by_member.sort_unstable();
         INSERT_MEMBERS.run(&tx, by_member.len(), |st, p, k| {
             st.raw_bind_parameter(p, by_member[k].0)?;
             st.raw_bind_parameter(p + 1, by_member[k].1)
@@ -1256,9 +1274,8 @@ impl Store for SqliteStore {
     }
 
     fn revoke_token(&self, token_id: u64, now: Timestamp) -> Result<bool> {
-        self.write(|w| {
-            let n = w
-                .conn
+        self.write_sql(|conn| {
+            let n = conn
                 .execute(
                     "UPDATE tokens SET revoked = ?1 WHERE id = ?2 AND revoked IS NULL",
                     params![now.as_micros(), u64_sql(token_id)],
