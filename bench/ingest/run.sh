@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Ingest benchmark (issue 2): the same Shadowserver event4_sinkhole file through IntelMQ 3.x
+# (its own runtime and Redis: file collector -> Shadowserver parser -> ASN lookup expert with a
+# pyasn database of the same routing table -> file output) and through `kizuna ingest` (parse,
+# attribute, durable commit), plus kizuna's parse-only pass and peak memory at two input sizes.
+# Writes bench/out/ingest.md and prints it.
+#
+#   bench/ingest/run.sh                 # 1M lines, memory at 1M and 10M lines
+#   LINES=200000 MEM_LINES="1000000 10000000" SKIP_INTELMQ=1 bench/ingest/run.sh
+#
+# IntelMQ handles a few hundred events/s here, so the 1M-line IntelMQ run takes an hour or more;
+# INTELMQ_LINES=N feeds IntelMQ the first N rows of the same file instead (reported in the table).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=$repo/bench/out
+work=$out/ingest
+LINES=${LINES:-1000000}
+MEM_LINES=${MEM_LINES:-"1000000 10000000"}
+mkdir -p "$work"
+cd "$repo"
+
+cargo build --release -q -p kizuna
+bin=$repo/target/release/kizuna
+log() { printf 'ingest-bench: %s\n' "$*" >&2; }
+
+# 1. The same input for both: a full-size routing world and LINES sinkhole events over it.
+if [ ! -s "$work/world/routes.ipasn" ]; then
+    log "generating the routing world (~1.05M prefixes, 100 members)"
+    "$bin" generate world --out "$work/world"
+fi
+input=$work/2026-03-05-event4_sinkhole-bench.csv
+if [ ! -s "$input" ] || [ "$(($(wc -l < "$input") - 1))" != "$LINES" ]; then
+    log "generating $LINES event4_sinkhole rows"
+    "$bin" generate events --kind event4_sinkhole --lines "$LINES" --unrouted-share 0.05 --out "$input"
+fi
+
+fresh_store() {
+    rm -rf "$1"
+    "$bin" --data-dir "$1" routes import "$work/world/routes.ipasn" >/dev/null
+    "$bin" --data-dir "$1" member import "$work/world/members.json" >/dev/null
+}
+
+# 2. kizuna: full ingest (fresh store) and a parse-only pass over the same file.
+fresh_store "$work/kizuna-data"
+log "kizuna ingest"
+/usr/bin/time -f '%e %M' -o "$work/kizuna.time" \
+    "$bin" --data-dir "$work/kizuna-data" ingest --json "$input" > "$work/kizuna.json"
+log "kizuna parse-only"
+/usr/bin/time -f '%e %M' -o "$work/parse.time" \
+    "$bin" --data-dir "$work/kizuna-data" ingest --parse-only --json "$input" > "$work/parse.json"
+
+json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
+k_read=$(json "$work/kizuna.json" read)
+k_stored=$(json "$work/kizuna.json" stored)
+k_attr=$(json "$work/kizuna.json" attributed)
+k_secs=$(json "$work/kizuna.json" seconds)
+read -r k_wall k_rss < "$work/kizuna.time"
+p_secs=$(json "$work/parse.json" seconds)
+read -r p_wall p_rss < "$work/parse.time"
+rate() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):,.0f}')" "$1" "$2"; }
+k_rate=$(rate "$k_read" "$k_secs")
+k_wall_rate=$(rate "$k_read" "$k_wall")
+p_rate=$(rate "$k_read" "$p_secs")
+frac=$(python3 -c "import sys; print(f'{float(sys.argv[2])/float(sys.argv[1])*100:.0f}%')" "$k_secs" "$p_secs")
+
+# 3. IntelMQ on the same file (or its first INTELMQ_LINES rows).
+i_rate=""; i_events=""; i_secs=""; i_rss=""; ratio="not run"
+if [ -z "${SKIP_INTELMQ:-}" ]; then
+    i_input=$input
+    if [ -n "${INTELMQ_LINES:-}" ]; then
+        i_input=$work/intelmq/2026-03-05-event4_sinkhole-bench.csv
+        mkdir -p "$(dirname "$i_input")"
+        head -n "$((INTELMQ_LINES + 1))" "$input" > "$i_input"
+    fi
+    log "IntelMQ on $(($(wc -l < "$i_input") - 1)) rows (this is slow)"
+    "$here/intelmq_run.sh" "$i_input" "$work/world/routes.ipasn" | tee "$work/intelmq.log" >&2
+    result=$(grep '^RESULT ' "$work/intelmq.log" | tail -1)
+    field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
+    i_events=$(field events); i_secs=$(field seconds); i_rate=$(field events_per_s); i_rss=$(field peak_rss_kb)
+    ratio=$(python3 -c "import sys; print(f'{float(sys.argv[1].replace(\",\",\"\"))/float(sys.argv[2]):,.0f}x')" "$k_rate" "$i_rate")
+fi
+
+# 4. Memory: peak RSS of streaming N generated rows through `kizuna ingest -` (fresh store each).
+mem_rows=""
+for n in $MEM_LINES; do
+    fresh_store "$work/mem-data"
+    log "memory run: $n rows"
+    "$bin" generate events --kind event4_sinkhole --lines "$n" --event-seed 7 --out - |
+        /usr/bin/time -f '%e %M' -o "$work/mem-$n.time" \
+            "$bin" --data-dir "$work/mem-data" ingest --json --format shadowserver:event4_sinkhole - > "$work/mem-$n.json"
+    read -r m_wall m_rss < "$work/mem-$n.time"
+    mem_rows+="| $n | $(json "$work/mem-$n.json" stored) | ${m_wall} s | $((m_rss / 1024)) MiB |"$'\n'
+done
+rm -rf "$work/mem-data"
+
+cat > "$out/ingest.md" <<MD
+# Ingest: kizuna vs IntelMQ $( "$repo/bench/out/intelmq-venv/bin/python" -c 'import intelmq; print(intelmq.__version__)' 2>/dev/null || echo 3.x)
+
+Input: \`$(basename "$input")\`, $LINES rows of Shadowserver event4_sinkhole generated by kizuna-gen
+over a routing table of $(grep -vc '^;' "$work/world/routes.ipasn") prefixes and 100 member ISPs.
+Machine: $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg).
+
+| pipeline | rows | events/s | seconds | peak RSS | notes |
+|---|---:|---:|---:|---:|---|
+| kizuna ingest (parse + attribute + durable commit) | $k_read | $k_rate | $k_secs | $((k_rss / 1024)) MiB | $k_stored stored, $k_attr attributed; whole command incl. start-up and loading 1M routes: ${k_wall} s = $k_wall_rate/s |
+| kizuna parse-only | $k_read | $p_rate | $p_secs | $((p_rss / 1024)) MiB | full ingest = **$frac** of parse-only (target >= 30%) |
+| IntelMQ (collector, Shadowserver parser, ASN expert, file output; Redis) | ${i_events:-} | ${i_rate:-} | ${i_secs:-} | ${i_rss:+$((i_rss / 1024)) MiB} | sum of the bots' peak RSS |
+
+kizuna / IntelMQ events/s: **$ratio** (target >= 100x).
+
+## Memory while ingesting (streamed from the generator through stdin)
+
+| rows | stored | wall | peak RSS |
+|---:|---:|---:|---:|
+$mem_rows
+MD
+cat "$out/ingest.md"
