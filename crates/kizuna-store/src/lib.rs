@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod codec;
 pub mod conformance;
+pub mod indicators;
 pub mod sqlite;
 
 use std::net::IpAddr;
