@@ -390,14 +390,24 @@ async fn observations(
     let h = hub.clone();
     let (member, body, returned) = blocking(move || {
         let member = authenticate_member(&h, &headers)?;
-        let page = h.store.page(member.id, after, limit)?;
-        let body = page_json(&member, after, &page, limit);
+        let mut page = h.store.page(member.id, after, limit)?;
+        let more = page.items.len() >= limit;
+        // The one audience rule (kizuna-policy): an observation the member may not receive (e.g.
+        // TLP:RED naming another recipient) is withheld; the cursor still moves past it.
+        let recipient = kizuna_policy::Recipient::new(member.name.clone(), kizuna_policy::RecipientKind::Member);
+        let fetched = page.items.len();
+        page.items.retain(|s| {
+            let labels = kizuna_policy::observation_labels(&s.routed.observation, Some(&member.name));
+            kizuna_policy::may_receive(&labels.as_labels(), &recipient)
+        });
+        let withheld = fetched - page.items.len();
+        let body = page_json(&member, after, &page, more);
         h.store.append_audit(&AuditRecord {
             at: Timestamp::now(),
             actor: format!("member:{}", member.name),
             action: "report.read".into(),
             subject: format!("member:{}", member.id),
-            detail: serde_json::json!({"cursor": after.0, "next_cursor": page.next.0, "returned": page.items.len()})
+            detail: serde_json::json!({"cursor": after.0, "next_cursor": page.next.0, "returned": page.items.len(), "withheld": withheld})
                 .to_string(),
         })?;
         Ok((member, body, page.items.len()))
@@ -410,18 +420,13 @@ async fn observations(
 
 /// `{"member": …, "cursor": …, "next_cursor": …, "more": …, "observations": [{"id", "seq", "event"}]}`
 /// where `event` is the observation in IntelMQ's event JSON.
-fn page_json(member: &Member, after: Cursor, page: &kizuna_store::Page, limit: usize) -> String {
+fn page_json(member: &Member, after: Cursor, page: &kizuna_store::Page, more: bool) -> String {
     let mut out = Vec::with_capacity(256 + page.items.len() * 600);
     out.extend_from_slice(b"{\"member\":");
     out.extend_from_slice(serde_json::Value::from(member.name.as_str()).to_string().as_bytes());
     out.extend_from_slice(
-        format!(
-            ",\"cursor\":\"{}\",\"next_cursor\":\"{}\",\"more\":{},\"observations\":[",
-            after.0,
-            page.next.0,
-            page.items.len() >= limit
-        )
-        .as_bytes(),
+        format!(",\"cursor\":\"{}\",\"next_cursor\":\"{}\",\"more\":{},\"observations\":[", after.0, page.next.0, more)
+            .as_bytes(),
     );
     for (i, item) in page.items.iter().enumerate() {
         if i > 0 {
