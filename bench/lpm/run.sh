@@ -23,6 +23,11 @@ if ! "$VENV/bin/python" -c 'import pyasn' 2>/dev/null; then
 fi
 
 cd "$ROOT"
-cargo run --release -q -p kizuna-attrib --example lpm_bench -- "$DATA" "$@"
+if [ -n "${LPM_BENCH_BIN:-}" ]; then
+    # A prebuilt `cargo build --release -p kizuna-attrib --example lpm_bench`.
+    "$LPM_BENCH_BIN" "$DATA" "$@"
+else
+    cargo run --release -q -p kizuna-attrib --example lpm_bench -- "$DATA" "$@"
+fi
 "$VENV/bin/python" "$ROOT/bench/lpm/pyasn_bench.py" "$DATA" "$OUT/lpm.md"
 cat "$OUT/lpm.md"
