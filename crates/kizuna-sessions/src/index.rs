@@ -1,0 +1,700 @@
+//! The in-memory session index and resolution.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use hashbrown::HashTable;
+use kizuna_model::Timestamp;
+
+use crate::arena::{Arena, Interner, hash_bytes, mix};
+use crate::runs::SortedRuns;
+use crate::{
+    AcctStatus, LeaseAction, LeaseEvent, PortBlockAction, PortBlockEvent, PortBlockRef, RadiusEvent, Resolution,
+    ResolverConfig, SessionEvent, SessionRef, Source, Subscriber, Unresolved, canonical_ip, v6_bits,
+};
+
+const OPEN: u32 = u32::MAX;
+const NONE: u32 = u32::MAX;
+const F_V4: u8 = 1;
+const F_V6: u8 = 2;
+const F_RESET: u8 = 4;
+
+/// One session: 28 bytes. Times are Unix seconds (u32: 1970..2106).
+#[derive(Clone, Copy)]
+struct Sess {
+    start: u32,
+    end: u32,
+    last: u32,
+    sub: u32,
+    sid: u32,
+    nas: u32,
+    source: u8,
+    flags: u8,
+}
+
+#[derive(Clone, Copy)]
+struct Block {
+    start: u32,
+    end: u32,
+    last: u32,
+    outside: u32,
+    lo: u16,
+    hi: u16,
+    inside: IpAddr,
+}
+
+/// Counters of what the index holds and what it did with events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Sessions (RADIUS and DHCP).
+    pub sessions: usize,
+    /// CGNAT port blocks.
+    pub port_blocks: usize,
+    /// Distinct subscriber keys.
+    pub subscribers: usize,
+    /// Events that changed or confirmed the index.
+    pub events_applied: u64,
+    /// Events that could not be used (time outside 1970–2106, a Stop/Interim without an
+    /// address for an unknown session, a release for an unknown lease, arena full).
+    pub events_ignored: u64,
+    /// Sorted runs per address family (1 after [`SessionIndex::compact`]).
+    pub runs: usize,
+}
+
+/// Sessions from every log, indexed by address and time. See the crate docs for the rules.
+pub struct SessionIndex {
+    cfg: ResolverConfig,
+    sessions: Vec<Sess>,
+    subs: Interner,
+    nas: Interner,
+    sids: Arena,
+    radius_keys: HashTable<u32>,
+    open_radius: HashSet<u32>,
+    leases: HashMap<(u8, IpAddr), u32>,
+    v4: SortedRuns<(u32, u32)>,
+    v6: SortedRuns<(u64, u8, u32)>,
+    v6_long: SortedRuns<(u128, u8, u32)>,
+    v6_lens: Vec<u8>,
+    blocks: Vec<Block>,
+    block_idx: SortedRuns<(u32, u16, u32)>,
+    block_keys: HashMap<(u32, u16, u16, IpAddr), u32>,
+    max_block_span: u16,
+    applied: u64,
+    ignored: u64,
+}
+
+struct Cand {
+    id: u32,
+    start: i64,
+    end: i64,
+    open: bool,
+    last: i64,
+    who: u128,
+}
+
+fn secs(t: Timestamp) -> Option<u32> {
+    u32::try_from(t.as_secs()).ok().filter(|&s| s != OPEN && s != 0)
+}
+
+fn ts(s: u32) -> Timestamp {
+    Timestamp::from_secs(i64::from(s))
+}
+
+fn key_hash(nas: u32, sub: u32, sid: &[u8]) -> u64 {
+    mix(hash_bytes(sid, (u64::from(nas) << 32) | u64::from(sub)))
+}
+
+impl SessionIndex {
+    /// An empty index.
+    pub fn new(cfg: ResolverConfig) -> Self {
+        SessionIndex {
+            cfg,
+            sessions: Vec::new(),
+            subs: Interner::default(),
+            nas: Interner::default(),
+            sids: Arena::default(),
+            radius_keys: HashTable::new(),
+            open_radius: HashSet::new(),
+            leases: HashMap::new(),
+            v4: SortedRuns::default(),
+            v6: SortedRuns::default(),
+            v6_long: SortedRuns::default(),
+            v6_lens: Vec::new(),
+            blocks: Vec::new(),
+            block_idx: SortedRuns::default(),
+            block_keys: HashMap::new(),
+            max_block_span: 0,
+            applied: 0,
+            ignored: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ResolverConfig {
+        &self.cfg
+    }
+
+    /// Number of sessions (RADIUS and DHCP; CGNAT port blocks are in [`SessionIndex::stats`]).
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when the index holds no session and no port block.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty() && self.blocks.is_empty()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> IndexStats {
+        IndexStats {
+            sessions: self.sessions.len(),
+            port_blocks: self.blocks.len(),
+            subscribers: self.subs.len(),
+            events_applied: self.applied,
+            events_ignored: self.ignored,
+            runs: self.v4.run_count().max(self.v6.run_count()),
+        }
+    }
+
+    /// Heap bytes held (capacities of every vector, arena and table).
+    pub fn memory_bytes(&self) -> usize {
+        self.sessions.capacity() * std::mem::size_of::<Sess>()
+            + self.subs.memory_bytes()
+            + self.nas.memory_bytes()
+            + self.sids.memory_bytes()
+            + self.radius_keys.capacity() * 5
+            + self.open_radius.capacity() * 5
+            + self.leases.capacity() * (std::mem::size_of::<((u8, IpAddr), u32)>() + 1)
+            + self.v4.memory_bytes()
+            + self.v6.memory_bytes()
+            + self.v6_long.memory_bytes()
+            + self.blocks.capacity() * std::mem::size_of::<Block>()
+            + self.block_idx.memory_bytes()
+            + self.block_keys.capacity() * (std::mem::size_of::<((u32, u16, u16, IpAddr), u32)>() + 1)
+    }
+
+    /// Merges the sorted runs into one per family: call after a bulk load for the fastest
+    /// lookups. (Loading never needs it; lookups are correct either way.)
+    pub fn compact(&mut self) {
+        self.v4.compact();
+        self.v6.compact();
+        self.v6_long.compact();
+        self.block_idx.compact();
+        self.sessions.shrink_to_fit();
+    }
+
+    /// Applies events in order. Idempotent for repeated events (retransmissions, a file read
+    /// twice). New sessions are visible to lookups when this returns. Returns how many were
+    /// applied.
+    pub fn add_events(&mut self, events: impl IntoIterator<Item = SessionEvent>) -> u64 {
+        let before = self.applied;
+        for e in events {
+            let ok = match e {
+                SessionEvent::Radius(r) => self.radius(&r),
+                SessionEvent::NasReset { nas, at } => self.nas_reset(&nas, at),
+                SessionEvent::Lease(l) => self.lease(&l),
+                SessionEvent::PortBlock(b) => self.port_block(&b),
+            };
+            if ok {
+                self.applied += 1;
+            } else {
+                self.ignored += 1;
+            }
+        }
+        self.v4.seal();
+        self.v6.seal();
+        self.v6_long.seal();
+        self.block_idx.seal();
+        self.applied - before
+    }
+
+    fn index_addrs(&mut self, id: u32, framed: Option<std::net::Ipv4Addr>, prefixes: &[ipnet::Ipv6Net]) {
+        let s = &mut self.sessions[id as usize];
+        if let Some(a) = framed
+            && s.flags & F_V4 == 0
+        {
+            s.flags |= F_V4;
+            self.v4.push((u32::from(a), id));
+        }
+        if !prefixes.is_empty() && s.flags & F_V6 == 0 {
+            s.flags |= F_V6;
+            for p in prefixes {
+                let len = p.prefix_len();
+                let bits = v6_bits(p.network());
+                if len <= 64 {
+                    self.v6.push(((bits >> 64) as u64, len, id));
+                } else {
+                    self.v6_long.push((bits, len, id));
+                }
+                if let Err(pos) = self.v6_lens.binary_search_by(|x| len.cmp(x)) {
+                    self.v6_lens.insert(pos, len); // longest first
+                }
+            }
+        }
+    }
+
+    fn new_session(&mut self, s: Sess) -> Option<u32> {
+        let id = u32::try_from(self.sessions.len()).ok().filter(|&i| i != NONE)?;
+        self.sessions.push(s);
+        Some(id)
+    }
+
+    fn radius(&mut self, e: &RadiusEvent) -> bool {
+        let Some(t) = secs(e.at) else { return false };
+        let (Some(nas), Some(sub)) = (self.nas.intern(&e.nas), self.subs.intern(&e.user)) else { return false };
+        let h = key_hash(nas, sub, e.session_id.as_bytes());
+        let (sessions, sids) = (&self.sessions, &self.sids);
+        let found = self
+            .radius_keys
+            .find(h, |&id| {
+                let s = &sessions[id as usize];
+                s.nas == nas && s.sub == sub && sids.get_bytes(s.sid) == e.session_id.as_bytes()
+            })
+            .copied();
+        let has_addr = e.framed_ip.is_some() || !e.prefixes.is_empty();
+        if let Some(id) = found {
+            let s = self.sessions[id as usize];
+            let same_session = s.end == OPEN || t <= s.end || e.status == AcctStatus::Stop && s.flags & F_RESET != 0;
+            if same_session {
+                let s = &mut self.sessions[id as usize];
+                match e.status {
+                    AcctStatus::Start => {
+                        s.start = s.start.min(t);
+                        s.last = s.last.max(t);
+                    }
+                    AcctStatus::Interim => s.last = s.last.max(t),
+                    AcctStatus::Stop => {
+                        if s.end == OPEN || s.flags & F_RESET != 0 {
+                            s.end = t.max(s.start);
+                            s.flags &= !F_RESET;
+                            self.open_radius.remove(&id);
+                        }
+                        s.last = s.last.max(t.min(s.end));
+                    }
+                }
+                self.index_addrs(id, e.framed_ip, &e.prefixes);
+                return true;
+            }
+            // The NAS reused the session id after the old session ended: a new session.
+        }
+        if !has_addr {
+            return false;
+        }
+        let start = match e.status {
+            AcctStatus::Start => t,
+            _ => t.saturating_sub(e.session_time.unwrap_or(0)).max(1),
+        };
+        let Some(sid) = self.sids.push(&e.session_id) else { return false };
+        let end = if e.status == AcctStatus::Stop { t } else { OPEN };
+        let Some(id) =
+            self.new_session(Sess { start, end, last: t, sub, sid, nas, source: Source::Radius.code(), flags: 0 })
+        else {
+            return false;
+        };
+        if end == OPEN {
+            self.open_radius.insert(id);
+        }
+        let (sessions, sids) = (&self.sessions, &self.sids);
+        let rehash = |&i: &u32| {
+            let s = &sessions[i as usize];
+            key_hash(s.nas, s.sub, sids.get_bytes(s.sid))
+        };
+        match found {
+            Some(old) => {
+                if let Ok(entry) = self.radius_keys.find_entry(h, |&i| i == old) {
+                    *entry.into_mut() = id;
+                }
+            }
+            None => {
+                self.radius_keys.insert_unique(h, id, rehash);
+            }
+        }
+        self.index_addrs(id, e.framed_ip, &e.prefixes);
+        true
+    }
+
+    fn nas_reset(&mut self, nas: &str, at: Timestamp) -> bool {
+        let Some(t) = secs(at) else { return false };
+        let Some(nas) = self.nas.lookup(nas) else { return true };
+        let closing: Vec<u32> = self
+            .open_radius
+            .iter()
+            .copied()
+            .filter(|&i| self.sessions[i as usize].nas == nas && self.sessions[i as usize].start <= t)
+            .collect();
+        for i in closing {
+            let s = &mut self.sessions[i as usize];
+            s.end = t;
+            s.flags |= F_RESET;
+            self.open_radius.remove(&i);
+        }
+        true
+    }
+
+    fn lease(&mut self, l: &LeaseEvent) -> bool {
+        let addr = canonical_ip(l.addr);
+        let key = (l.source.code(), addr);
+        let latest = self.leases.get(&key).copied();
+        match l.action {
+            LeaseAction::Held { start, end } => {
+                let Some(start) = secs(start) else { return false };
+                let end = match end {
+                    Some(e) => match secs(e) {
+                        Some(e) => e.max(start),
+                        None => return false,
+                    },
+                    None => OPEN,
+                };
+                let Some(sub) = self.subs.intern(&l.client) else { return false };
+                if let Some(li) = latest {
+                    let s = &mut self.sessions[li as usize];
+                    if s.sub == sub && start >= s.start && (s.end == OPEN || start <= s.end) {
+                        // Renewal (or the same line again): extend.
+                        s.end = if end == OPEN || s.end == OPEN { OPEN } else { s.end.max(end) };
+                        s.last = s.last.max(start);
+                        return true;
+                    }
+                    if s.sub == sub && start < s.start && (end == OPEN || end >= s.start) {
+                        // An older line of the same lease (a file read out of order).
+                        s.start = start;
+                        return true;
+                    }
+                    if start >= s.start && (s.end == OPEN || s.end > start) {
+                        // Another client got the address: the previous lease ended.
+                        s.end = start;
+                    }
+                }
+                let Some(id) = self.new_session(Sess {
+                    start,
+                    end,
+                    last: start,
+                    sub,
+                    sid: NONE,
+                    nas: NONE,
+                    source: l.source.code(),
+                    flags: 0,
+                }) else {
+                    return false;
+                };
+                if latest.is_none_or(|li| start >= self.sessions[li as usize].start) {
+                    self.leases.insert(key, id);
+                }
+                match addr {
+                    IpAddr::V4(a) => {
+                        self.sessions[id as usize].flags |= F_V4;
+                        self.v4.push((u32::from(a), id));
+                    }
+                    IpAddr::V6(a) => {
+                        let net = ipnet::Ipv6Net::from(a);
+                        self.index_addrs(id, None, &[net]);
+                    }
+                }
+                true
+            }
+            LeaseAction::Ended { at } | LeaseAction::Declined { at } => {
+                let Some(t) = secs(at) else { return false };
+                let Some(li) = latest else { return false };
+                let declined = matches!(l.action, LeaseAction::Declined { .. });
+                let client_matches = declined
+                    || l.client.is_empty()
+                    || self.subs.lookup(&l.client) == Some(self.sessions[li as usize].sub);
+                if !client_matches {
+                    return false;
+                }
+                let s = &mut self.sessions[li as usize];
+                if t >= s.start && (s.end == OPEN || t < s.end) {
+                    s.end = t;
+                }
+                true
+            }
+        }
+    }
+
+    fn port_block(&mut self, b: &PortBlockEvent) -> bool {
+        let Some(t) = secs(b.at) else { return false };
+        let outside = u32::from(b.outside);
+        let key = (outside, b.port_lo, b.port_hi, b.inside);
+        let latest = self.block_keys.get(&key).copied();
+        if let Some(bi) = latest {
+            let blk = &mut self.blocks[bi as usize];
+            let live = blk.end == OPEN || t <= blk.end;
+            match b.action {
+                PortBlockAction::Allocate if live => {
+                    blk.start = blk.start.min(t);
+                    return true;
+                }
+                PortBlockAction::Active if live => {
+                    blk.last = blk.last.max(t);
+                    return true;
+                }
+                PortBlockAction::Release if blk.end == OPEN => {
+                    blk.end = t.max(blk.start);
+                    return true;
+                }
+                PortBlockAction::Release if live => return true,
+                _ => {}
+            }
+        }
+        let (start, end) = match b.action {
+            PortBlockAction::Allocate | PortBlockAction::Active => (t, OPEN),
+            PortBlockAction::Release => (t, t),
+        };
+        let Ok(id) = u32::try_from(self.blocks.len()) else { return false };
+        self.blocks.push(Block { start, end, last: t, outside, lo: b.port_lo, hi: b.port_hi, inside: b.inside });
+        self.block_keys.insert(key, id);
+        self.block_idx.push((outside, b.port_lo, id));
+        self.max_block_span = self.max_block_span.max(b.port_hi - b.port_lo);
+        true
+    }
+
+    // ---- resolution ----
+
+    /// Who had `ip` (and `port`, behind a CGNAT) at `at`? Never a guess: see the crate docs.
+    pub fn resolve(&self, ip: IpAddr, port: Option<u16>, at: Timestamp) -> Resolution {
+        let ip = canonical_ip(ip);
+        let t = at.as_secs();
+        if let IpAddr::V4(v4) = ip {
+            let o = u32::from(v4);
+            if self.block_idx.any_in(&(o, 0, 0), &(o, u16::MAX, u32::MAX)) {
+                return self.resolve_cgnat(o, port, t);
+            }
+        }
+        match self.resolve_direct(ip, t) {
+            Ok(id) => self.resolved(id, None),
+            Err(u) => Resolution::Unresolved(u),
+        }
+    }
+
+    /// [`SessionIndex::resolve`] for many queries, in order.
+    pub fn resolve_many(&self, queries: &[(IpAddr, Option<u16>, Timestamp)]) -> Vec<Resolution> {
+        queries.iter().map(|&(ip, port, at)| self.resolve(ip, port, at)).collect()
+    }
+
+    /// Like [`SessionIndex::resolve`] but only says which subscriber key (or why not), without
+    /// building the session reference: the fast path for counting.
+    pub fn resolve_key(&self, ip: IpAddr, port: Option<u16>, at: Timestamp) -> Result<&str, Unresolved> {
+        match self.resolve_id(ip, port, at) {
+            Ok((id, _)) => Ok(self.subs.get(self.sessions[id as usize].sub)),
+            Err(u) => Err(u),
+        }
+    }
+
+    fn resolve_id(&self, ip: IpAddr, port: Option<u16>, at: Timestamp) -> Result<(u32, Option<u32>), Unresolved> {
+        let ip = canonical_ip(ip);
+        let t = at.as_secs();
+        if let IpAddr::V4(v4) = ip {
+            let o = u32::from(v4);
+            if self.block_idx.any_in(&(o, 0, 0), &(o, u16::MAX, u32::MAX)) {
+                let port = port.ok_or(Unresolved::PortRequired)?;
+                let b = self.find_block(o, port, t)?;
+                let id = self.resolve_direct(self.blocks[b as usize].inside, t)?;
+                return Ok((id, Some(b)));
+            }
+        }
+        self.resolve_direct(ip, t).map(|id| (id, None))
+    }
+
+    fn resolve_cgnat(&self, o: u32, port: Option<u16>, t: i64) -> Resolution {
+        let Some(port) = port else { return Resolution::Unresolved(Unresolved::PortRequired) };
+        let b = match self.find_block(o, port, t) {
+            Ok(b) => b,
+            Err(u) => return Resolution::Unresolved(u),
+        };
+        match self.resolve_direct(self.blocks[b as usize].inside, t) {
+            Ok(id) => self.resolved(id, Some(b)),
+            Err(u) => Resolution::Unresolved(u),
+        }
+    }
+
+    fn find_block(&self, o: u32, port: u16, t: i64) -> Result<u32, Unresolved> {
+        let mut cands = Vec::new();
+        let lo = port.saturating_sub(self.max_block_span);
+        self.block_idx.for_range(&(o, lo, 0), &(o, port, u32::MAX), |&(_, _, id)| {
+            let b = &self.blocks[id as usize];
+            if b.hi >= port {
+                cands.push(Cand {
+                    id,
+                    start: i64::from(b.start),
+                    end: i64::from(b.end),
+                    open: b.end == OPEN,
+                    last: i64::from(b.last),
+                    who: ip_key(b.inside),
+                });
+            }
+        });
+        if cands.is_empty() {
+            return Err(Unresolved::NoPortBlock);
+        }
+        match self.decide(&mut cands, t) {
+            Ok(i) => Ok(cands[i].id),
+            Err(Unresolved::OutsideSession) => Err(Unresolved::NoPortBlock),
+            Err(u) => Err(u),
+        }
+    }
+
+    fn sess_cand(&self, id: u32) -> Cand {
+        let s = &self.sessions[id as usize];
+        let kind = u128::from(Source::from_code(s.source).subscriber_kind() == crate::SubscriberKind::Dhcp);
+        Cand {
+            id,
+            start: i64::from(s.start),
+            end: i64::from(s.end),
+            open: s.end == OPEN,
+            last: i64::from(s.last),
+            who: (kind << 32) | u128::from(s.sub),
+        }
+    }
+
+    fn resolve_direct(&self, ip: IpAddr, t: i64) -> Result<u32, Unresolved> {
+        let mut cands = Vec::new();
+        match canonical_ip(ip) {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4.for_range(&(a, 0), &(a, u32::MAX), |&(_, id)| cands.push(self.sess_cand(id)));
+                if cands.is_empty() {
+                    return Err(Unresolved::NoSession);
+                }
+                self.decide(&mut cands, t).map(|i| cands[i].id)
+            }
+            IpAddr::V6(a) => {
+                let bits = v6_bits(a);
+                let mut first_miss = None;
+                for &len in &self.v6_lens {
+                    cands.clear();
+                    if len <= 64 {
+                        let hi = (bits >> 64) as u64;
+                        let masked = if len == 0 { 0 } else { hi & (u64::MAX << (64 - u32::from(len))) };
+                        self.v6.for_range(&(masked, len, 0), &(masked, len, u32::MAX), |&(_, _, id)| {
+                            cands.push(self.sess_cand(id))
+                        });
+                    } else {
+                        let masked = bits & (u128::MAX << (128 - u32::from(len)));
+                        self.v6_long.for_range(&(masked, len, 0), &(masked, len, u32::MAX), |&(_, _, id)| {
+                            cands.push(self.sess_cand(id))
+                        });
+                    }
+                    if cands.is_empty() {
+                        continue;
+                    }
+                    match self.decide(&mut cands, t) {
+                        Ok(i) => return Ok(cands[i].id),
+                        Err(u @ (Unresolved::OutsideSession | Unresolved::OpenSessionTooOld)) => {
+                            first_miss.get_or_insert(u);
+                        }
+                        Err(u) => return Err(u),
+                    }
+                }
+                Err(first_miss.unwrap_or(Unresolved::NoSession))
+            }
+        }
+    }
+
+    /// Picks the one candidate, or says why not. Candidates are the sessions of one address
+    /// (or one port range).
+    fn decide(&self, cands: &mut [Cand], t: i64) -> Result<usize, Unresolved> {
+        let skew = self.cfg.clock_skew.as_secs() as i64;
+        let max_age = i64::try_from(self.cfg.max_open_session_age.as_secs()).unwrap_or(i64::MAX / 4);
+        let mut stale = false;
+        // Effective ends of open sessions: last sign of life + max age, or the next session's start.
+        for i in 0..cands.len() {
+            if !cands[i].open {
+                continue;
+            }
+            let s = cands[i].start;
+            let next = cands
+                .iter()
+                .enumerate()
+                .filter(|&(j, c)| j != i && c.start > s)
+                .map(|(_, c)| c.start)
+                .min()
+                .unwrap_or(i64::MAX);
+            let aged = cands[i].last.saturating_add(max_age);
+            if aged < next {
+                if t > aged && s <= t {
+                    stale = true;
+                }
+                cands[i].end = aged;
+            } else {
+                cands[i].end = next;
+            }
+        }
+        let in_window = |c: &Cand| c.start <= t + skew && c.end >= t - skew;
+        let mut who = None;
+        let mut several = false;
+        for c in cands.iter().filter(|c| in_window(c)) {
+            match who {
+                None => who = Some(c.who),
+                Some(w) if w != c.who => several = true,
+                _ => {}
+            }
+        }
+        if who.is_none() {
+            return Err(if stale { Unresolved::OpenSessionTooOld } else { Unresolved::OutsideSession });
+        }
+        let exact = |c: &Cand| c.start <= t && t <= c.end;
+        if several {
+            // Two subscribers both holding the address at `t`, not merely meeting at a boundary.
+            let mut exact_who = None;
+            for c in cands.iter().filter(|c| c.start < t && t < c.end) {
+                match exact_who {
+                    None => exact_who = Some(c.who),
+                    Some(w) if w != c.who => return Err(Unresolved::Ambiguous),
+                    _ => {}
+                }
+            }
+            return Err(Unresolved::ClockSkew);
+        }
+        // One subscriber: the session holding `t` (latest start), else the nearest in the window.
+        let best = cands
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| in_window(c))
+            .max_by_key(|(_, c)| {
+                let dist = if exact(c) {
+                    0
+                } else if t < c.start {
+                    c.start - t
+                } else {
+                    t - c.end
+                };
+                (-dist, c.start)
+            })
+            .map(|(i, _)| i);
+        best.ok_or(Unresolved::OutsideSession)
+    }
+
+    fn resolved(&self, id: u32, block: Option<u32>) -> Resolution {
+        let s = &self.sessions[id as usize];
+        let source = Source::from_code(s.source);
+        let subscriber = Subscriber { kind: source.subscriber_kind(), key: self.subs.get(s.sub).to_string() };
+        let port_block = block.map(|b| {
+            let b = &self.blocks[b as usize];
+            PortBlockRef {
+                outside: IpAddr::V4(b.outside.into()),
+                port_lo: b.lo,
+                port_hi: b.hi,
+                inside: b.inside,
+                start: ts(b.start),
+                end: (b.end != OPEN).then(|| ts(b.end)),
+            }
+        });
+        Resolution::Resolved {
+            subscriber,
+            session: SessionRef {
+                source,
+                session_id: (s.sid != NONE).then(|| self.sids.get(s.sid).to_string()),
+                nas: (s.nas != NONE).then(|| self.nas.get(s.nas).to_string()).filter(|n| !n.is_empty()),
+                start: ts(s.start),
+                end: (s.end != OPEN).then(|| ts(s.end)),
+                port_block,
+            },
+        }
+    }
+}
+
+fn ip_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)) | (1 << 127),
+        IpAddr::V6(a) => v6_bits(a) & !(1 << 127),
+    }
+}

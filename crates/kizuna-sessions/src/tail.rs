@@ -1,0 +1,272 @@
+//! Following session logs as they grow (the only module here that does IO).
+//!
+//! [`SessionTailer::poll`] looks at every watched directory (two levels deep: FreeRADIUS writes
+//! `radacct/<nas>/detail-YYYYMMDD`) or file, reads what was appended since the last poll, and
+//! feeds complete records to the index. Per file it remembers device, inode and the offset of
+//! the last complete record in a small state file, so a restart goes on where it stopped
+//! (re-reading at most one record, which the index absorbs: events are idempotent).
+//! - A new file (a new day, a new NAS) is read from its start.
+//! - A file replaced under the same name (new inode: logrotate `create`, dhcpd's rewrite, Kea's
+//!   lease file cleanup) is read again from its start; the old content was already indexed and
+//!   re-reading it changes nothing.
+//! - A file renamed away (`cgnat.log` → `cgnat.log.1`) keeps its offset under its new name.
+//! - A file that got shorter (truncated, `copytruncate`) is read again from its start.
+//! - A partly written last line or record waits for the next poll.
+//!
+//! Poll every second or so; each poll costs one `stat` per file when nothing changed.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::load::LoadSummary;
+use crate::{LogKind, RecordParser, SessionError, SessionIndex, parser_for};
+
+struct FileState {
+    kind: LogKind,
+    dev: u64,
+    ino: u64,
+    /// Bytes consumed (complete lines fed to the parser).
+    offset: u64,
+    /// Lines consumed.
+    line: u64,
+    /// Last record boundary: what the state file keeps.
+    safe_offset: u64,
+    safe_line: u64,
+    parser: Option<Box<dyn RecordParser>>,
+}
+
+/// Watches directories and files of session logs; see the module docs.
+pub struct SessionTailer {
+    roots: Vec<(PathBuf, LogKind)>,
+    state_file: PathBuf,
+    files: HashMap<PathBuf, FileState>,
+}
+
+impl SessionTailer {
+    /// Watches `dirs` (directories or single files, each with its log kind), remembering
+    /// offsets in `state_file` (created on the first poll; read now when it exists).
+    pub fn new(dirs: Vec<(PathBuf, LogKind)>, state_file: impl Into<PathBuf>) -> Result<Self, SessionError> {
+        let state_file = state_file.into();
+        let mut files = HashMap::new();
+        match std::fs::read_to_string(&state_file) {
+            Ok(text) => {
+                for (i, l) in text.lines().enumerate() {
+                    if l.trim().is_empty() || l.starts_with('#') {
+                        continue;
+                    }
+                    let bad = |reason: &str| SessionError::State {
+                        path: state_file.clone(),
+                        line: i + 1,
+                        reason: reason.to_string(),
+                    };
+                    let f: Vec<&str> = l.split('\t').collect();
+                    if f.len() != 6 {
+                        return Err(bad("expected 6 tab-separated fields"));
+                    }
+                    let kind = LogKind::parse(f[1]).ok_or_else(|| bad("unknown log kind"))?;
+                    let num = |s: &str| s.parse::<u64>().map_err(|_| bad("bad number"));
+                    let (dev, ino, offset, line) = (num(f[2])?, num(f[3])?, num(f[4])?, num(f[5])?);
+                    files.insert(
+                        PathBuf::from(unescape(f[0])),
+                        FileState { kind, dev, ino, offset, line, safe_offset: offset, safe_line: line, parser: None },
+                    );
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(SessionError::Io { path: state_file, source }),
+        }
+        Ok(SessionTailer { roots: dirs, state_file, files })
+    }
+
+    /// Files currently followed.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self.files.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Reads what is new everywhere, feeds it to `index`, saves the state file.
+    pub fn poll(&mut self, index: &mut SessionIndex) -> Result<LoadSummary, SessionError> {
+        let mut found: Vec<(PathBuf, LogKind, std::fs::Metadata)> = Vec::new();
+        for (root, kind) in &self.roots {
+            collect(root, *kind, 0, &mut found);
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut summary = LoadSummary::default();
+        let mut changed = false;
+        // Renames: a path we do not know whose inode we follow under a path that is gone.
+        let present: std::collections::HashSet<&PathBuf> = found.iter().map(|f| &f.0).collect();
+        let vanished: Vec<PathBuf> = self.files.keys().filter(|p| !present.contains(p)).cloned().collect();
+        for (path, kind, meta) in &found {
+            if !self.files.contains_key(path) {
+                let moved = vanished.iter().find(|old| {
+                    self.files.get(*old).is_some_and(|s| s.dev == meta.dev() && s.ino == meta.ino() && s.kind == *kind)
+                });
+                let state = match moved.and_then(|old| self.files.remove(old)) {
+                    Some(s) => s,
+                    None => FileState {
+                        kind: *kind,
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                        offset: 0,
+                        line: 0,
+                        safe_offset: 0,
+                        safe_line: 0,
+                        parser: None,
+                    },
+                };
+                self.files.insert(path.clone(), state);
+                changed = true;
+            }
+        }
+        for old in vanished {
+            if self.files.remove(&old).is_some() {
+                changed = true;
+            }
+        }
+        let opts = index.config().parse.clone();
+        for (path, _, meta) in &found {
+            let Some(st) = self.files.get_mut(path) else { continue };
+            let replaced = st.dev != meta.dev() || st.ino != meta.ino();
+            let truncated = meta.len() < st.offset;
+            if replaced || truncated {
+                *st = FileState {
+                    kind: st.kind,
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                    offset: 0,
+                    line: 0,
+                    safe_offset: 0,
+                    safe_line: 0,
+                    parser: None,
+                };
+                changed = true;
+            }
+            if meta.len() == st.offset {
+                continue;
+            }
+            if st.parser.is_none() {
+                // Fresh start (or restart): begin at the last record boundary.
+                st.offset = st.safe_offset;
+                st.line = st.safe_line;
+                st.parser = Some(parser_for(st.kind, &path.display().to_string(), &opts));
+            }
+            let s = read_new(path, st, index)?;
+            if s.bytes > 0 {
+                changed = true;
+                summary.absorb(s);
+            }
+        }
+        if changed {
+            self.save()?;
+        }
+        Ok(summary)
+    }
+
+    fn save(&self) -> Result<(), SessionError> {
+        let mut text = String::from("# kizuna session tailer state: path, kind, dev, inode, offset, line\n");
+        let mut paths: Vec<&PathBuf> = self.files.keys().collect();
+        paths.sort();
+        for p in paths {
+            let s = &self.files[p];
+            text.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                escape(&p.to_string_lossy()),
+                s.kind.as_str(),
+                s.dev,
+                s.ino,
+                s.safe_offset,
+                s.safe_line
+            ));
+        }
+        let tmp = self.state_file.with_extension("tmp");
+        let io = |source| SessionError::Io { path: self.state_file.clone(), source };
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, &self.state_file).map_err(io)
+    }
+}
+
+fn read_new(path: &Path, st: &mut FileState, index: &mut SessionIndex) -> Result<LoadSummary, SessionError> {
+    let io = |source| SessionError::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    file.seek(SeekFrom::Start(st.offset)).map_err(io)?;
+    let mut summary = LoadSummary { files: 1, ..Default::default() };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    let mut batch = Vec::new();
+    let Some(parser) = st.parser.as_mut() else { return Ok(summary) };
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        carry.extend_from_slice(&buf[..n]);
+        let mut start = 0;
+        while let Some(nl) = memchr(&carry[start..]) {
+            let end = start + nl;
+            st.line += 1;
+            st.offset += (end + 1 - start) as u64;
+            summary.lines += 1;
+            summary.bytes += (end + 1 - start) as u64;
+            parser.line(st.line, &carry[start..end], &mut out);
+            if !parser.in_record() {
+                st.safe_offset = st.offset;
+                st.safe_line = st.line;
+            }
+            for item in out.drain(..) {
+                summary.item(item, &mut batch);
+            }
+            start = end + 1;
+        }
+        carry.drain(..start);
+        if batch.len() >= 65_536 {
+            summary.applied += index.add_events(batch.drain(..));
+        }
+    }
+    summary.applied += index.add_events(batch);
+    Ok(summary)
+}
+
+fn memchr(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+fn wanted(kind: LogKind, name: &str) -> bool {
+    if name.starts_with('.') || name.ends_with(".tmp") {
+        return false;
+    }
+    match kind {
+        LogKind::RadiusDetail => name.starts_with("detail") && !name.ends_with(".work"),
+        LogKind::KeaLeases4 => name.ends_with(".csv") || name.ends_with(".csv.2"),
+        LogKind::DhcpdLeases => name.ends_with(".leases"),
+        LogKind::Cgnat => ![".gz", ".xz", ".bz2", ".zst"].iter().any(|s| name.ends_with(s)),
+    }
+}
+
+fn collect(path: &Path, kind: LogKind, depth: u32, out: &mut Vec<(PathBuf, LogKind, std::fs::Metadata)>) {
+    let Ok(meta) = std::fs::metadata(path) else { return };
+    if meta.is_file() {
+        if depth == 0 || path.file_name().and_then(|n| n.to_str()).is_some_and(|n| wanted(kind, n)) {
+            out.push((path.to_path_buf(), kind, meta));
+        }
+        return;
+    }
+    if !meta.is_dir() || depth > 2 {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(path) else { return };
+    for entry in rd.flatten() {
+        collect(&entry.path(), kind, depth + 1, out);
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('%', "%25").replace('\t', "%09").replace('\n', "%0A")
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("%0A", "\n").replace("%09", "\t").replace("%25", "%")
+}

@@ -1,0 +1,310 @@
+//! Resolution rules, one test per reason, through the public API.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use kizuna_sessions::{
+    AcctStatus, LeaseAction, LeaseEvent, LogKind, PortBlockAction, PortBlockEvent, RadiusEvent, Resolution,
+    ResolverConfig, SessionEvent, SessionIndex, Source, SubscriberKind, Timestamp, Unresolved,
+};
+
+const T0: i64 = 1_772_668_800; // 2026-03-05T00:00:00Z
+
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_secs(T0 + s)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn radius(
+    status: AcctStatus,
+    at: i64,
+    nas: &str,
+    sid: &str,
+    user: &str,
+    v4: Option<&str>,
+    v6: &[&str],
+) -> SessionEvent {
+    SessionEvent::Radius(RadiusEvent {
+        status,
+        at: t(at),
+        nas: nas.into(),
+        session_id: sid.into(),
+        user: user.into(),
+        unique_id: None,
+        framed_ip: v4.map(|a| a.parse().unwrap()),
+        prefixes: v6.iter().map(|p| p.parse().unwrap()).collect(),
+        session_time: None,
+    })
+}
+
+fn key(r: &Resolution) -> Result<String, Unresolved> {
+    match r {
+        Resolution::Resolved { subscriber, .. } => Ok(subscriber.key.clone()),
+        Resolution::Unresolved(u) => Err(*u),
+    }
+}
+
+fn who(idx: &SessionIndex, addr: &str, port: Option<u16>, at: i64) -> Result<String, Unresolved> {
+    let r = idx.resolve(ip(addr), port, t(at));
+    // resolve_key agrees with resolve.
+    assert_eq!(idx.resolve_key(ip(addr), port, t(at)).map(str::to_string), key(&r));
+    key(&r)
+}
+
+fn index() -> SessionIndex {
+    SessionIndex::new(ResolverConfig::default())
+}
+
+use AcctStatus::{Interim, Start, Stop};
+
+#[test]
+fn start_stop_and_every_reason_for_one_address() {
+    let mut idx = index();
+    idx.add_events([
+        radius(Start, 0, "192.0.2.1", "a1", "alice", Some("198.51.100.7"), &[]),
+        radius(Stop, 3600, "192.0.2.1", "a1", "alice", Some("198.51.100.7"), &[]),
+        radius(Start, 3600, "192.0.2.1", "b1", "bob", Some("198.51.100.7"), &[]),
+        radius(Stop, 7200, "192.0.2.1", "b1", "bob", Some("198.51.100.7"), &[]),
+    ]);
+    assert_eq!(idx.len(), 2);
+    assert_eq!(who(&idx, "198.51.100.7", None, 100), Ok("alice".into()));
+    assert_eq!(
+        who(&idx, "198.51.100.7", Some(443), 5000),
+        Ok("bob".into()),
+        "a port on a non-CGNAT address is ignored"
+    );
+    // The hand-over at 3600 ± 30 s: clock skew, not a guess.
+    assert_eq!(who(&idx, "198.51.100.7", None, 3600), Err(Unresolved::ClockSkew));
+    assert_eq!(who(&idx, "198.51.100.7", None, 3590), Err(Unresolved::ClockSkew));
+    assert_eq!(who(&idx, "198.51.100.7", None, 3629), Err(Unresolved::ClockSkew));
+    assert_eq!(who(&idx, "198.51.100.7", None, 3631), Ok("bob".into()));
+    assert_eq!(who(&idx, "198.51.100.7", None, 3569), Ok("alice".into()));
+    // Just outside a session, alone: within the tolerance it is still that subscriber.
+    assert_eq!(who(&idx, "198.51.100.7", None, 7220), Ok("bob".into()));
+    assert_eq!(who(&idx, "198.51.100.7", None, -20), Ok("alice".into()));
+    assert_eq!(who(&idx, "198.51.100.7", None, 7300), Err(Unresolved::OutsideSession));
+    assert_eq!(who(&idx, "198.51.100.8", None, 100), Err(Unresolved::NoSession));
+    assert_eq!(Unresolved::ClockSkew.as_str(), "clock-skew");
+    let Resolution::Resolved { subscriber, session } = idx.resolve(ip("198.51.100.7"), None, t(100)) else { panic!() };
+    assert_eq!(subscriber.kind, SubscriberKind::Radius);
+    assert_eq!(session.source, Source::Radius);
+    assert_eq!(session.session_id.as_deref(), Some("a1"));
+    assert_eq!(session.nas.as_deref(), Some("192.0.2.1"));
+    assert_eq!((session.start, session.end), (t(0), Some(t(3600))));
+}
+
+#[test]
+fn clock_skew_tolerance_is_configurable() {
+    let mut idx = SessionIndex::new(ResolverConfig { clock_skew: Duration::from_secs(0), ..Default::default() });
+    idx.add_events([
+        radius(Start, 0, "n", "a", "alice", Some("198.51.100.7"), &[]),
+        radius(Stop, 3600, "n", "a", "alice", Some("198.51.100.7"), &[]),
+        radius(Start, 3601, "n", "b", "bob", Some("198.51.100.7"), &[]),
+    ]);
+    assert_eq!(who(&idx, "198.51.100.7", None, 3599), Ok("alice".into()));
+    assert_eq!(who(&idx, "198.51.100.7", None, 3601), Ok("bob".into()));
+    assert_eq!(who(&idx, "198.51.100.7", None, 3605), Ok("bob".into()));
+    let mut wide = SessionIndex::new(ResolverConfig { clock_skew: Duration::from_secs(300), ..Default::default() });
+    wide.add_events([
+        radius(Start, 0, "n", "a", "alice", Some("198.51.100.7"), &[]),
+        radius(Stop, 3600, "n", "a", "alice", Some("198.51.100.7"), &[]),
+        radius(Start, 3601, "n", "b", "bob", Some("198.51.100.7"), &[]),
+    ]);
+    assert_eq!(who(&wide, "198.51.100.7", None, 3800), Err(Unresolved::ClockSkew));
+    assert_eq!(who(&wide, "198.51.100.7", None, 3950), Ok("bob".into()));
+}
+
+#[test]
+fn overlapping_sessions_of_two_subscribers_are_ambiguous() {
+    let mut idx = index();
+    idx.add_events([
+        radius(Start, 0, "n1", "a", "alice", Some("198.51.100.9"), &[]),
+        radius(Stop, 3600, "n1", "a", "alice", Some("198.51.100.9"), &[]),
+        radius(Start, 1800, "n2", "b", "bob", Some("198.51.100.9"), &[]),
+        radius(Stop, 5400, "n2", "b", "bob", Some("198.51.100.9"), &[]),
+        // The same subscriber twice (two NASes, e.g. a re-login) is not ambiguous.
+        radius(Start, 10_000, "n1", "c", "carol", Some("198.51.100.10"), &[]),
+        radius(Stop, 12_000, "n1", "c", "carol", Some("198.51.100.10"), &[]),
+        radius(Start, 11_000, "n2", "d", "carol", Some("198.51.100.10"), &[]),
+        radius(Stop, 13_000, "n2", "d", "carol", Some("198.51.100.10"), &[]),
+    ]);
+    assert_eq!(who(&idx, "198.51.100.9", None, 2000), Err(Unresolved::Ambiguous));
+    assert_eq!(who(&idx, "198.51.100.9", None, 1000), Ok("alice".into()));
+    assert_eq!(who(&idx, "198.51.100.9", None, 5000), Ok("bob".into()));
+    assert_eq!(who(&idx, "198.51.100.10", None, 11_500), Ok("carol".into()));
+    let Resolution::Resolved { session, .. } = idx.resolve(ip("198.51.100.10"), None, t(11_500)) else { panic!() };
+    assert_eq!(session.session_id.as_deref(), Some("d"), "the session holding the time with the latest start");
+}
+
+#[test]
+fn open_sessions_age_out_and_interim_refreshes() {
+    let mut idx = index();
+    idx.add_events([
+        radius(Start, 0, "n", "a", "alice", Some("198.51.100.20"), &[]),
+        radius(Start, 0, "n", "b", "bob", Some("198.51.100.21"), &[]),
+        radius(Interim, 6 * 86_400, "n", "b", "bob", Some("198.51.100.21"), &[]),
+    ]);
+    assert_eq!(who(&idx, "198.51.100.20", None, 86_400), Ok("alice".into()));
+    assert_eq!(who(&idx, "198.51.100.20", None, 8 * 86_400), Err(Unresolved::OpenSessionTooOld));
+    assert_eq!(who(&idx, "198.51.100.21", None, 8 * 86_400), Ok("bob".into()), "Interim-Update refreshed it");
+    assert_eq!(who(&idx, "198.51.100.21", None, 14 * 86_400), Err(Unresolved::OpenSessionTooOld));
+    // A Stop that was lost: the next session on the address ends the open one.
+    idx.add_events([radius(Start, 86_400 * 2, "n", "c", "carol", Some("198.51.100.20"), &[])]);
+    assert_eq!(who(&idx, "198.51.100.20", None, 86_400 * 2 + 100), Ok("carol".into()));
+    assert_eq!(who(&idx, "198.51.100.20", None, 86_400), Ok("alice".into()));
+    assert_eq!(who(&idx, "198.51.100.20", None, 86_400 * 2), Err(Unresolved::ClockSkew));
+}
+
+#[test]
+fn retransmissions_are_idempotent_and_accounting_on_closes_a_nas() {
+    let mut idx = index();
+    let evs = [
+        radius(Start, 0, "192.0.2.1", "s1", "alice", Some("198.51.100.30"), &[]),
+        radius(Start, 0, "192.0.2.2", "s1", "bob", Some("198.51.100.31"), &[]),
+        radius(Start, 10, "192.0.2.2", "s2", "dave", Some("198.51.100.32"), &[]),
+    ];
+    idx.add_events(evs.clone());
+    idx.add_events(evs.clone());
+    assert_eq!(idx.len(), 3);
+    idx.add_events([SessionEvent::NasReset { nas: "192.0.2.2".into(), at: t(1000) }]);
+    assert_eq!(who(&idx, "198.51.100.31", None, 500), Ok("bob".into()));
+    assert_eq!(who(&idx, "198.51.100.31", None, 2000), Err(Unresolved::OutsideSession));
+    assert_eq!(who(&idx, "198.51.100.32", None, 2000), Err(Unresolved::OutsideSession));
+    assert_eq!(who(&idx, "198.51.100.30", None, 2000), Ok("alice".into()), "another NAS is untouched");
+    // Session ids are only unique per (NAS, id, user): the same id on two NASes is two sessions.
+    let Resolution::Resolved { session, .. } = idx.resolve(ip("198.51.100.30"), None, t(5)) else { panic!() };
+    assert_eq!(session.nas.as_deref(), Some("192.0.2.1"));
+    // A Stop whose Start was lost still gives the session through Acct-Session-Time.
+    let mut stop = radius(Stop, 5000, "192.0.2.3", "x", "erin", Some("198.51.100.33"), &[]);
+    if let SessionEvent::Radius(r) = &mut stop {
+        r.session_time = Some(1000);
+    }
+    idx.add_events([stop.clone(), stop]);
+    assert_eq!(who(&idx, "198.51.100.33", None, 4500), Ok("erin".into()));
+    assert_eq!(who(&idx, "198.51.100.33", None, 3000), Err(Unresolved::OutsideSession));
+    assert_eq!(idx.len(), 4);
+}
+
+#[test]
+fn ipv6_delegated_prefixes_by_longest_match() {
+    let mut idx = index();
+    idx.add_events([
+        radius(Start, 0, "n", "a", "alice", None, &["2001:db8:1200::/56", "2001:db8:ff00:1::/64"]),
+        radius(Start, 0, "n", "b", "bob", None, &["2001:db8:1200:10::/64"]),
+        radius(Start, 0, "n", "c", "carol", None, &["2001:db8:a000::/48"]),
+        radius(Start, 0, "n", "d", "dave", None, &["2001:db8:b::1/128"]),
+    ]);
+    assert_eq!(who(&idx, "2001:db8:1200:ab::1", None, 10), Ok("alice".into()));
+    assert_eq!(who(&idx, "2001:db8:ff00:1::99", None, 10), Ok("alice".into()));
+    assert_eq!(who(&idx, "2001:db8:1200:10::5", None, 10), Ok("bob".into()), "longest prefix wins");
+    assert_eq!(who(&idx, "2001:db8:a000:ffff::1", None, 10), Ok("carol".into()));
+    assert_eq!(who(&idx, "2001:db8:b::1", None, 10), Ok("dave".into()));
+    assert_eq!(who(&idx, "2001:db8:b::2", None, 10), Err(Unresolved::NoSession));
+    assert_eq!(who(&idx, "2001:db8:1300::1", None, 10), Err(Unresolved::NoSession));
+    assert_eq!(who(&idx, "2001:db8:1200:ab::1", None, -100), Err(Unresolved::OutsideSession));
+    // IPv4-mapped IPv6 is the IPv4 address.
+    idx.add_events([radius(Start, 0, "n", "e", "erin", Some("198.51.100.40"), &[])]);
+    assert_eq!(who(&idx, "::ffff:198.51.100.40", None, 10), Ok("erin".into()));
+}
+
+fn block(action: PortBlockAction, at: i64, inside: &str, outside: &str, lo: u16, hi: u16) -> SessionEvent {
+    SessionEvent::PortBlock(PortBlockEvent {
+        at: t(at),
+        action,
+        inside: ip(inside),
+        outside: outside.parse().unwrap(),
+        port_lo: lo,
+        port_hi: hi,
+    })
+}
+
+#[test]
+fn cgnat_by_port_through_the_inside_session() {
+    let mut idx = index();
+    idx.add_events([
+        radius(Start, 0, "bng1", "a", "alice", Some("100.64.1.2"), &[]),
+        radius(Start, 0, "bng1", "b", "bob", Some("100.64.1.3"), &[]),
+        block(PortBlockAction::Allocate, 10, "100.64.1.2", "203.0.113.10", 2048, 2111),
+        block(PortBlockAction::Allocate, 10, "100.64.1.3", "203.0.113.10", 2112, 2175),
+        block(PortBlockAction::Release, 3600, "100.64.1.2", "203.0.113.10", 2048, 2111),
+        block(PortBlockAction::Allocate, 4000, "100.64.1.3", "203.0.113.10", 2048, 2111),
+        block(PortBlockAction::Allocate, 10, "100.64.9.9", "203.0.113.10", 4000, 4063),
+    ]);
+    assert_eq!(who(&idx, "203.0.113.10", Some(2050), 100), Ok("alice".into()));
+    assert_eq!(who(&idx, "203.0.113.10", Some(2111), 100), Ok("alice".into()));
+    assert_eq!(who(&idx, "203.0.113.10", Some(2112), 100), Ok("bob".into()));
+    assert_eq!(who(&idx, "203.0.113.10", Some(2050), 5000), Ok("bob".into()), "the block changed hands");
+    assert_eq!(who(&idx, "203.0.113.10", Some(2050), 3800), Err(Unresolved::NoPortBlock));
+    assert_eq!(who(&idx, "203.0.113.10", Some(2050), 3610), Err(Unresolved::OutsideSession).or(Ok("alice".into())));
+    assert_eq!(who(&idx, "203.0.113.10", None, 100), Err(Unresolved::PortRequired));
+    assert_eq!(who(&idx, "203.0.113.10", Some(9000), 100), Err(Unresolved::NoPortBlock));
+    assert_eq!(who(&idx, "203.0.113.10", Some(4000), 100), Err(Unresolved::NoSession), "inside address unknown");
+    let Resolution::Resolved { session, .. } = idx.resolve(ip("203.0.113.10"), Some(2050), t(100)) else { panic!() };
+    let pb = session.port_block.expect("port block");
+    assert_eq!((pb.port_lo, pb.port_hi, pb.inside), (2048, 2111, ip("100.64.1.2")));
+    assert_eq!((pb.start, pb.end), (t(10), Some(t(3600))));
+    assert_eq!(session.session_id.as_deref(), Some("a"));
+}
+
+#[test]
+fn dhcp_leases_renew_release_and_take_over() {
+    let mut idx = index();
+    let lease = |at: i64, client: &str, action: LeaseAction| {
+        let _ = at;
+        SessionEvent::Lease(LeaseEvent { source: Source::Kea, addr: ip("192.0.2.50"), client: client.into(), action })
+    };
+    idx.add_events([
+        lease(0, "00:11:22:33:44:55", LeaseAction::Held { start: t(0), end: Some(t(4000)) }),
+        lease(0, "00:11:22:33:44:55", LeaseAction::Held { start: t(2000), end: Some(t(6000)) }),
+        lease(0, "00:11:22:33:44:55", LeaseAction::Held { start: t(2000), end: Some(t(6000)) }),
+        lease(0, "00:11:22:33:44:55", LeaseAction::Ended { at: t(2000) }),
+        lease(0, "66:77:88:99:aa:bb", LeaseAction::Held { start: t(3000), end: Some(t(7000)) }),
+        lease(0, "66:77:88:99:aa:bb", LeaseAction::Held { start: t(9000), end: Some(t(13000)) }),
+        lease(0, "cc:cc:cc:cc:cc:cc", LeaseAction::Held { start: t(10_000), end: Some(t(14000)) }),
+    ]);
+    assert_eq!(idx.len(), 4);
+    assert_eq!(who(&idx, "192.0.2.50", None, 1000), Ok("00:11:22:33:44:55".into()));
+    assert_eq!(who(&idx, "192.0.2.50", None, 2500), Err(Unresolved::OutsideSession), "released at the last renewal");
+    assert_eq!(who(&idx, "192.0.2.50", None, 5000), Ok("66:77:88:99:aa:bb".into()));
+    assert_eq!(who(&idx, "192.0.2.50", None, 9500), Ok("66:77:88:99:aa:bb".into()));
+    assert_eq!(who(&idx, "192.0.2.50", None, 10_000), Err(Unresolved::ClockSkew), "taken over at 10000");
+    assert_eq!(who(&idx, "192.0.2.50", None, 12_000), Ok("cc:cc:cc:cc:cc:cc".into()));
+    let Resolution::Resolved { subscriber, session } = idx.resolve(ip("192.0.2.50"), None, t(5000)) else { panic!() };
+    assert_eq!((subscriber.kind, session.source, session.session_id), (SubscriberKind::Dhcp, Source::Kea, None));
+}
+
+#[test]
+fn malformed_records_are_quarantined_with_line_numbers() {
+    let dir = std::env::temp_dir().join(format!("kizuna-sessions-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("detail-20260305");
+    std::fs::write(
+        &path,
+        "Thu Mar  5 09:00:00 2026\n\tAcct-Status-Type = Start\n\tUser-Name = \"alice\"\n\tAcct-Session-Id = \"1\"\n\tFramed-IP-Address = 198.51.100.77\n\tTimestamp = 1772668800\n\n\
+Thu Mar  5 09:00:01 2026\n\tAcct-Status-Type = Start\n\tUser-Name = \"bob\"\n\tAcct-Session-Id = \"2\"\n\tFramed-IP-Address = not-an-ip\n\tTimestamp = 1772668801\n\n\
+garbage header\n\tAcct-Status-Type = Start\n\n",
+    )
+    .unwrap();
+    let mut idx = index();
+    let s = idx.load_file(&path, LogKind::RadiusDetail).unwrap();
+    assert_eq!((s.events, s.rejected, s.lines), (1, 2, 17));
+    assert_eq!(s.rejections[0].line, 12);
+    assert!(s.rejections[0].reason.contains("Framed-IP-Address"));
+    assert!(s.rejections[0].source_name.ends_with("detail-20260305"));
+    assert_eq!(s.rejections[1].line, 15);
+    assert_eq!(who(&idx, "198.51.100.77", None, 60), Ok("alice".into()));
+    let many: Vec<_> = idx.resolve_many(&[(ip("198.51.100.77"), None, t(60)), (ip("198.51.100.78"), None, t(60))]);
+    assert_eq!(many.iter().map(Resolution::as_str).collect::<Vec<_>>(), ["resolved", "no-session"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_reason_has_a_distinct_name() {
+    let names: std::collections::HashSet<&str> = Unresolved::ALL.iter().map(|u| u.as_str()).collect();
+    assert_eq!(names.len(), Unresolved::ALL.len());
+    assert!(names.contains("no-session") && names.contains("open-session-too-old"));
+}
