@@ -1,0 +1,240 @@
+//! The crawler's configuration (`kizuna-crawl.example.toml`). Unknown keys are rejected.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::CrawlError;
+
+/// Everything the crawler needs; every section has defaults.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrawlConfig {
+    /// Where the crawler keeps its own state (`crawl.sqlite`, the raw crawl log, quarantine).
+    pub data_dir: Option<PathBuf>,
+    /// The browser identity presented to sites.
+    pub identity: Identity,
+    /// Depth, breadth, size and time limits.
+    pub limits: Limits,
+    /// Politeness: per-host rate and concurrency.
+    pub rate: Rate,
+    /// TLS trust.
+    pub tls: Tls,
+    /// Host name → address overrides (`"blog.example.jp" = "127.0.0.1:8080"`): the port given
+    /// here is used when the URL has none.
+    pub resolve: BTreeMap<String, SocketAddr>,
+    /// Rules and lists used to judge what was fetched.
+    pub judge: Judge,
+    /// How findings are labelled for the hub.
+    pub report: Report,
+    /// Telling site owners.
+    pub notify: Notify,
+}
+
+/// The identity of the "vulnerable browser" the crawler plays.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Identity {
+    /// `User-Agent`.
+    pub user_agent: String,
+    /// `Accept`.
+    pub accept: String,
+    /// `Accept-Language`.
+    pub accept_language: String,
+    /// A free-form name of the browser/plug-in profile played (recorded with every chain).
+    pub profile: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            user_agent: "Mozilla/5.0 (Windows NT 6.1; Trident/7.0; rv:11.0) like Gecko".into(),
+            accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8".into(),
+            accept_language: "ja,en;q=0.8".into(),
+            profile: "ie11-win7-flash-java".into(),
+        }
+    }
+}
+
+/// Limits per chain and per fetch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Hops from the seed (each redirect, refresh, iframe, script is one hop).
+    pub max_depth: u32,
+    /// Links followed out of one page.
+    pub max_breadth: u32,
+    /// Fetches in one chain.
+    pub max_pages_per_chain: u32,
+    /// Bytes of a page (after decompression) that are read and parsed; the rest is not read.
+    pub max_page_bytes: u64,
+    /// Bytes of a download (after decompression) that are read, hashed and scanned.
+    pub max_download_bytes: u64,
+    /// TCP+TLS connect timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Longest wait for the next bytes of a response, milliseconds.
+    pub read_timeout_ms: u64,
+    /// Longest time for one whole fetch, milliseconds.
+    pub total_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 8,
+            max_breadth: 16,
+            max_pages_per_chain: 64,
+            max_page_bytes: 2 << 20,
+            max_download_bytes: 32 << 20,
+            connect_timeout_ms: 5_000,
+            read_timeout_ms: 10_000,
+            total_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Politeness towards each host, and overall parallelism.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rate {
+    /// Chains crawled at once.
+    pub concurrency: usize,
+    /// Requests in flight to one host at once.
+    pub per_host_concurrency: usize,
+    /// Sustained requests per second to one host (token bucket rate).
+    pub per_host_rps: f64,
+    /// Bucket size: requests allowed back to back before the rate applies.
+    pub per_host_burst: u32,
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Rate { concurrency: 32, per_host_concurrency: 2, per_host_rps: 2.0, per_host_burst: 4 }
+    }
+}
+
+/// TLS trust: the web PKI roots plus the operator's extra roots.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM files of extra root certificates to trust.
+    pub extra_root_certs: Vec<PathBuf>,
+    /// Do not trust the built-in web PKI roots (only the extra ones).
+    pub no_builtin_roots: bool,
+}
+
+/// What fetched content is judged with.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Judge {
+    /// Directory of YARA rule files (`*.yar`, `*.yara`), compiled once at start.
+    pub yara_dir: Option<PathBuf>,
+    /// Files of known-bad hashes (one MD5/SHA-1/SHA-256 per line, `#` comments; an optional
+    /// second whitespace-separated column names the family).
+    pub bad_hash_files: Vec<PathBuf>,
+    /// Files of known-bad URLs or host names (one per line, `#` comments).
+    pub bad_url_files: Vec<PathBuf>,
+    /// Keep a copy of each judged download in `<data_dir>/quarantine/<sha256>` (mode 0600).
+    pub quarantine: bool,
+}
+
+/// Labels on what goes to the hub.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Report {
+    /// `feed.name`.
+    pub feed_name: String,
+    /// `feed.provider`.
+    pub provider: Option<String>,
+    /// TLP of every observation.
+    pub tlp: String,
+    /// Legal basis of every observation.
+    pub legal_basis: String,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            feed_name: "kizuna-crawl".into(),
+            provider: None,
+            tlp: "AMBER".into(),
+            legal_basis: "legitimate-business".into(),
+        }
+    }
+}
+
+/// Owner notification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notify {
+    /// Send notices at all.
+    pub enabled: bool,
+    /// SMTP relay host.
+    pub smtp_host: String,
+    /// SMTP relay port.
+    pub smtp_port: u16,
+    /// `plain` (no TLS, for a local MTA), `starttls` or `tls`.
+    pub smtp_security: String,
+    /// `From:` address of notices.
+    pub from: String,
+    /// Name of the sending organisation, in the notice text.
+    pub organisation: String,
+    /// Days after a notice until the site is crawled again.
+    pub recheck_after_days: u32,
+    /// Abuse contacts of hosting networks: RDAP JSON files (RFC 9083 ip network objects, or an
+    /// array of them) and/or CSV files `prefix,email`.
+    pub abuse_contact_files: Vec<PathBuf>,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            enabled: false,
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            smtp_security: "plain".into(),
+            from: "crawler@isac.invalid".into(),
+            organisation: "kizuna ISAC".into(),
+            recheck_after_days: 7,
+            abuse_contact_files: Vec::new(),
+        }
+    }
+}
+
+impl CrawlConfig {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, CrawlError> {
+        let c: CrawlConfig =
+            toml::from_str(text).map_err(|e| CrawlError::Config(format!("{origin}: {}", e.to_string().trim())))?;
+        c.validate().map_err(|e| CrawlError::Config(format!("{origin}: {e}")))?;
+        Ok(c)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Self, CrawlError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CrawlError::io(path, e))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.report.tlp.parse::<kizuna_model::Tlp>().map_err(|e| format!("report.tlp: {e}"))?;
+        self.report.legal_basis.parse::<kizuna_model::LegalBasis>().map_err(|e| format!("report.legal_basis: {e}"))?;
+        if !(self.rate.per_host_rps > 0.0) {
+            return Err("rate.per_host_rps must be > 0".into());
+        }
+        if self.rate.concurrency == 0 || self.rate.per_host_concurrency == 0 || self.rate.per_host_burst == 0 {
+            return Err("rate.concurrency, rate.per_host_concurrency and rate.per_host_burst must be ≥ 1".into());
+        }
+        if !matches!(self.notify.smtp_security.as_str(), "plain" | "starttls" | "tls") {
+            return Err(format!("notify.smtp_security {:?}: use plain, starttls or tls", self.notify.smtp_security));
+        }
+        Ok(())
+    }
+
+    /// `data_dir`, or `./kizuna-crawl` when unset.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("kizuna-crawl"))
+    }
+}
