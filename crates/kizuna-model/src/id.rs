@@ -11,7 +11,20 @@ pub struct ObservationId(pub [u8; 16]);
 impl ObservationId {
     /// Computes the id of an observation.
     pub fn of(o: &Observation) -> Self {
-        let mut h = Canon(blake3::Hasher::new());
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+        }
+        BUF.with(|b| match b.try_borrow_mut() {
+            Ok(mut buf) => Self::of_with(o, &mut buf),
+            Err(_) => Self::of_with(o, &mut Vec::new()),
+        })
+    }
+
+    /// Encodes canonically into `buf` (cleared first) and hashes it once: one BLAKE3 call over
+    /// a few hundred bytes is much cheaper than many small incremental updates.
+    fn of_with(o: &Observation, buf: &mut Vec<u8>) -> Self {
+        buf.clear();
+        let mut h = Canon(buf);
         h.bytes(b"kizuna.observation.v1");
         h.opt_i64(o.time_source.map(|t| t.as_micros()));
         h.endpoint(&o.source);
@@ -39,7 +52,7 @@ impl ObservationId {
             h.str(k);
             h.json(v);
         }
-        let digest = h.0.finalize();
+        let digest = blake3::hash(h.0);
         let mut id = [0u8; 16];
         id.copy_from_slice(&digest.as_bytes()[..16]);
         ObservationId(id)
@@ -83,57 +96,61 @@ impl std::fmt::Display for ObservationId {
 }
 
 /// A length-prefixed, tagged encoding: no two different field sequences encode the same.
-struct Canon(blake3::Hasher);
+struct Canon<'a>(&'a mut Vec<u8>);
 
-impl Canon {
+impl Canon<'_> {
     fn bytes(&mut self, b: &[u8]) {
-        self.0.update(&(b.len() as u64).to_le_bytes());
-        self.0.update(b);
+        self.0.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        self.0.extend_from_slice(b);
     }
     fn u64(&mut self, v: u64) {
-        self.0.update(&v.to_le_bytes());
+        self.0.extend_from_slice(&v.to_le_bytes());
     }
     fn str(&mut self, s: &str) {
-        self.0.update(&[1]);
+        self.0.push(1);
         self.bytes(s.as_bytes());
     }
     fn opt_str(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.str(s),
-            None => {
-                self.0.update(&[0]);
-            }
+            None => self.0.push(0),
         }
     }
     fn opt_i64(&mut self, v: Option<i64>) {
         match v {
             Some(v) => {
-                self.0.update(&[1]);
-                self.0.update(&v.to_le_bytes());
+                self.0.push(1);
+                self.0.extend_from_slice(&v.to_le_bytes());
             }
-            None => {
-                self.0.update(&[0]);
+            None => self.0.push(0),
+        }
+    }
+    fn ip(&mut self, ip: Option<std::net::IpAddr>) {
+        match ip {
+            Some(std::net::IpAddr::V4(a)) => {
+                self.0.push(4);
+                self.0.extend_from_slice(&a.octets());
             }
+            Some(std::net::IpAddr::V6(a)) => {
+                self.0.push(6);
+                self.0.extend_from_slice(&a.octets());
+            }
+            None => self.0.push(0),
         }
     }
     fn endpoint(&mut self, e: &Endpoint) {
-        match e.ip {
-            Some(std::net::IpAddr::V4(a)) => {
-                self.0.update(&[4]);
-                self.0.update(&a.octets());
-            }
-            Some(std::net::IpAddr::V6(a)) => {
-                self.0.update(&[6]);
-                self.0.update(&a.octets());
-            }
-            None => {
-                self.0.update(&[0]);
-            }
-        }
+        self.ip(e.ip);
         self.opt_i64(e.port.map(i64::from));
         self.opt_i64(e.asn.map(i64::from));
         self.opt_str(e.as_name.as_deref());
-        self.opt_str(e.network.map(|n| n.to_string()).as_deref());
+        match e.network {
+            Some(n) => {
+                self.0.push(1);
+                self.ip(Some(n.addr()));
+                self.0.push(n.prefix_len());
+            }
+            None => self.0.push(0),
+        }
         self.opt_str(e.fqdn.as_deref());
         self.opt_str(e.url.as_deref());
         self.opt_str(e.reverse_dns.as_deref());
@@ -143,30 +160,31 @@ impl Canon {
     /// JSON with object keys sorted, independent of serde_json's map implementation.
     fn json(&mut self, v: &serde_json::Value) {
         use serde_json::Value;
+        use std::io::Write as _;
         match v {
-            Value::Null => {
-                self.0.update(b"n");
-            }
-            Value::Bool(b) => {
-                self.0.update(if *b { b"t" } else { b"f" });
-            }
+            Value::Null => self.0.push(b'n'),
+            Value::Bool(b) => self.0.push(if *b { b't' } else { b'f' }),
             Value::Number(n) => {
-                self.0.update(b"#");
-                self.bytes(n.to_string().as_bytes());
+                self.0.push(b'#');
+                let at = self.0.len();
+                self.0.extend_from_slice(&[0; 8]);
+                let _ = write!(self.0, "{n}");
+                let len = (self.0.len() - at - 8) as u64;
+                self.0[at..at + 8].copy_from_slice(&len.to_le_bytes());
             }
             Value::String(s) => {
-                self.0.update(b"s");
+                self.0.push(b's');
                 self.bytes(s.as_bytes());
             }
             Value::Array(a) => {
-                self.0.update(b"[");
+                self.0.push(b'[');
                 self.u64(a.len() as u64);
                 for x in a {
                     self.json(x);
                 }
             }
             Value::Object(m) => {
-                self.0.update(b"{");
+                self.0.push(b'{');
                 self.u64(m.len() as u64);
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();

@@ -41,6 +41,14 @@ pub enum IngestError {
     /// The parser thread died (a bug: parsers do not panic on input).
     #[error("the parser thread stopped unexpectedly")]
     ParserDied,
+    /// The post-commit step ([`ingest_with`]) failed; the batch it saw stays committed.
+    #[error("after committing {committed} observations, the post-commit step failed: {message}")]
+    AfterCommit {
+        /// Observations committed (including the batch the step failed on).
+        committed: u64,
+        /// The step's error.
+        message: String,
+    },
 }
 
 /// Tuning for [`ingest`].
@@ -163,6 +171,26 @@ pub fn ingest<R: BufRead + Send>(
     input: R,
     opts: &Options,
 ) -> Result<Summary, IngestError> {
+    ingest_with(store, attributor, format, ctx, input, opts, &|_| Ok(()))
+}
+
+/// A step run on the committing thread after each batch is durably committed and before the
+/// next one is (e.g. deriving indicators from the batch's observations). It sees the whole
+/// batch, duplicates included, so it must be idempotent: a sender that retries after an error
+/// re-runs it on the same observations.
+pub type AfterCommit<'a> = &'a (dyn Fn(&Batch) -> Result<(), String> + Sync);
+
+/// [`ingest`] with a post-commit step. An error from the step stops the run like a store error
+/// ([`IngestError::AfterCommit`]); the batches committed so far stay committed.
+pub fn ingest_with<R: BufRead + Send>(
+    store: &dyn Store,
+    attributor: &Attributor,
+    format: &Format,
+    ctx: &Context,
+    input: R,
+    opts: &Options,
+    after_commit: AfterCommit<'_>,
+) -> Result<Summary, IngestError> {
     let batch_size = opts.batch_size.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<Chunk>(opts.queue_depth.max(1));
     // Set up the parser on this thread so a setup error is returned before anything starts.
@@ -207,6 +235,10 @@ pub fn ingest<R: BufRead + Send>(
                     result = Err(IngestError::Store { committed: summary.stored, source });
                     break;
                 }
+            }
+            if let Err(message) = after_commit(&chunk.batch) {
+                result = Err(IngestError::AfterCommit { committed: summary.stored, message });
+                break;
             }
         }
         drop(rx);
