@@ -90,6 +90,8 @@ pub struct IngestSettings {
     pub options: Options,
     /// Generic CSV mappings (`csv:<name>` formats).
     pub csv_mappings: Vec<CsvMapping>,
+    /// Retention periods, applied hourly by the running hub (and by `kizuna expire`).
+    pub retention: kizuna_store::Retention,
 }
 
 /// The running hub.
@@ -161,6 +163,21 @@ impl Hub {
         }
     }
 
+    /// Deletes observations past their feed's retention period and records it in the audit log.
+    pub fn apply_retention(&self) -> Result<u64, StoreError> {
+        let n = self.store.expire(Timestamp::now(), &self.ingest.retention)?;
+        if n > 0 {
+            self.store.append_audit(&AuditRecord {
+                at: Timestamp::now(),
+                actor: "hub".into(),
+                action: "retention.expire".into(),
+                subject: "observations".into(),
+                detail: serde_json::json!({ "deleted": n }).to_string(),
+            })?;
+        }
+        Ok(n)
+    }
+
     /// The store, for route modules of other areas.
     pub fn store(&self) -> &Arc<dyn HubStore> {
         &self.store
@@ -191,8 +208,22 @@ impl Hub {
                 }
             }
         });
+        let hub = self.clone();
+        let expirer = tokio::spawn(async move {
+            loop {
+                let h = hub.clone();
+                match tokio::task::spawn_blocking(move || h.apply_retention()).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!("retention: deleted {n} observations"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("applying retention: {e}"),
+                    Err(e) => tracing::warn!("retention task: {e}"),
+                }
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        });
         let result = axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await;
         reloader.abort();
+        expirer.abort();
         result.map_err(HubError::Io)
     }
 }

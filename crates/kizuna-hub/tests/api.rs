@@ -273,3 +273,48 @@ async fn health_and_metrics() {
         assert!(m.contains(want), "missing {want} in\n{m}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_applies_retention_and_records_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("kizuna.sqlite")).expect("open store"));
+    let sensor = tokens::issue().expect("token");
+    let config = HubConfig {
+        sensors: vec![SensorConfig { name: "hp".into(), token_sha256: tokens::hash_hex(&sensor.secret) }],
+        ..HubConfig::default()
+    };
+    let ingest = IngestSettings {
+        retention: kizuna_store::Retention {
+            default: Some(std::time::Duration::from_secs(30 * 86_400)),
+            per_feed: vec![("cowrie".into(), std::time::Duration::from_secs(100_000 * 86_400))],
+        },
+        ..IngestSettings::default()
+    };
+    let hub = Hub::new(store.clone(), config, ingest).expect("hub");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(hub.clone().serve(listener, async {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    // Two old events (2026-03-05): kept by the cowrie feed's long retention; the same events
+    // under another feed name fall under the 30-day default and go.
+    for feed in ["cowrie", "old-feed"] {
+        let r = client
+            .post(format!("{base}/api/v1/ingest?format=cowrie&feed_name={feed}"))
+            .bearer_auth(&sensor.secret)
+            .body([cowrie_line("192.0.2.1", 1, 1), cowrie_line("192.0.2.2", 2, 2)].join("\n"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(store.totals().expect("totals").observations, 4);
+    let h = hub.clone();
+    let deleted = tokio::task::spawn_blocking(move || h.apply_retention()).await.expect("join").expect("expire");
+    assert_eq!(deleted, 2);
+    assert_eq!(store.totals().expect("totals").observations, 2);
+    let audit = store.audit_entries(0, 100).expect("audit");
+    assert!(audit.iter().any(|e| e.record.action == "retention.expire" && e.record.detail.contains("\"deleted\":2")));
+}

@@ -220,8 +220,8 @@ impl Retention {
 ///
 /// To add an area: define `pub trait FooStore: Send + Sync` in `src/foo.rs`, implement it for
 /// `SqliteStore` in `src/sqlite/…` or `src/sqlite_foo.rs`, and add it to both lines below.
-pub trait HubStore: Store {}
-impl<T: Store + ?Sized> HubStore for T {}
+pub trait HubStore: Store + indicators::IndicatorStore {}
+impl<T: Store + indicators::IndicatorStore + ?Sized> HubStore for T {}
 
 /// The hub's durable state. Implementations are shared between threads; every method is a
 /// complete transaction.

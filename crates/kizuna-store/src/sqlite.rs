@@ -57,6 +57,9 @@ use crate::{
     Store, StoreError, StoredObservation, TokenHash, TokenInfo, Totals, codec,
 };
 
+#[path = "sqlite_indicators.rs"]
+mod indicators;
+
 /// Schema version this code writes; [`SqliteStore::open`] migrates older files up to it and
 /// refuses newer ones.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -397,6 +400,7 @@ impl SqliteStore {
             .sql()?;
             tx.commit().sql()?;
         }
+        indicators::migrate(conn)?;
         Ok(())
     }
 

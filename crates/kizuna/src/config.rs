@@ -136,6 +136,7 @@ impl Config {
                 queue_depth: self.ingest.queue_depth,
             },
             csv_mappings: self.csv_mappings.clone(),
+            retention: self.retention(),
         })
     }
 
