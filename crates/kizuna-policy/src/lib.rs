@@ -120,7 +120,7 @@ pub fn may_receive(item: &Labels<'_>, recipient: &Recipient) -> bool {
     {
         return false;
     }
-    let named = || !recipient.org.is_empty() && item.recipients.iter().any(|r| *r == recipient.org);
+    let named = || !recipient.org.is_empty() && item.recipients.contains(&recipient.org);
     let in_group = || item.groups.iter().any(|g| recipient.groups.contains(g));
     match item.tlp {
         Tlp::Clear => true,

@@ -1,0 +1,280 @@
+//! STIX 2.0/2.1 objects → kizuna indicators.
+
+use std::collections::HashMap;
+
+use kizuna_model::{ClassificationType, Indicator, LegalBasis, Timestamp, Tlp};
+use serde_json::Value;
+
+use crate::aliases::AliasTable;
+use crate::tlp::{tlp_of_marking_id, tlp_of_marking_object};
+use crate::{KIZUNA_EXTENSION, parse_time, pattern};
+
+/// Import settings.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// TLP of objects with no TLP marking. AMBER by default: unmarked data is not public.
+    pub default_tlp: Tlp,
+    /// Legal basis of objects that state none.
+    pub default_legal_basis: LegalBasis,
+    /// Lifetime of indicators with no `valid_until`, from their `valid_from`.
+    pub default_lifetime_secs: i64,
+    /// Category of indicators whose type gives none.
+    pub default_category: ClassificationType,
+    /// Who the data comes from (the partner or feed): used as `source` when the producer is
+    /// unknown, and as the provenance origin.
+    pub origin: String,
+    /// Malware family names.
+    pub aliases: AliasTable,
+    /// Time of the import (for indicators with no `valid_from`).
+    pub now: Timestamp,
+}
+
+impl ImportOptions {
+    /// Defaults for data from `origin`.
+    pub fn new(origin: impl Into<String>, now: Timestamp) -> Self {
+        ImportOptions {
+            default_tlp: Tlp::Amber,
+            default_legal_basis: LegalBasis::LegitimateBusiness,
+            default_lifetime_secs: 30 * 86_400,
+            default_category: ClassificationType::Blacklist,
+            origin: origin.into(),
+            aliases: AliasTable::new(),
+            now,
+        }
+    }
+}
+
+/// One imported indicator with what kizuna keeps beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedIndicator {
+    /// The indicator (canonical value, TLP, groups, legal basis, malware by canonical name).
+    pub indicator: Indicator,
+    /// The id of the STIX object (or MISP attribute uuid) it came from.
+    pub original_id: String,
+    /// Its `modified` (its version).
+    pub modified: Timestamp,
+    /// Name of the `created_by_ref` identity (or its id when the bundle does not define it).
+    pub created_by: Option<String>,
+    /// Named recipients (kizuna extension).
+    pub recipients: Vec<String>,
+    /// The organisation it first came from: the kizuna extension's `origin` when present
+    /// (data relayed by another hub), else the import's origin.
+    pub origin: String,
+    /// Purpose (kizuna extension), if stated.
+    pub purpose: Option<String>,
+}
+
+/// An object that could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Position in the input (object index).
+    pub index: usize,
+    /// The object's id, if it had one.
+    pub id: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "object {} ({}): {}", self.index, self.id.as_deref().unwrap_or("no id"), self.reason)
+    }
+}
+
+/// What an import found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportReport {
+    /// Indicators, in input order (a pattern with several values gives several).
+    pub indicators: Vec<ImportedIndicator>,
+    /// Objects that could not be used, with reasons.
+    pub rejected: Vec<Rejection>,
+    /// Objects of other types (identities, markings, reports, …), counted.
+    pub other_objects: u64,
+}
+
+/// Why a document is not a STIX bundle at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a STIX bundle: {0}")]
+pub struct NotABundle(pub String);
+
+/// Imports a bundle (`{"type":"bundle","objects":[…]}`), a TAXII envelope
+/// (`{"objects":[…]}`), or a bare list of objects.
+pub fn import_document(doc: &Value, opts: &ImportOptions) -> Result<ImportReport, NotABundle> {
+    let objects = match doc {
+        Value::Array(a) => a.as_slice(),
+        Value::Object(o) => match o.get("objects") {
+            Some(Value::Array(a)) => a.as_slice(),
+            Some(_) => return Err(NotABundle("\"objects\" is not an array".into())),
+            None if o.get("type").and_then(Value::as_str).is_some() => std::slice::from_ref(doc),
+            None => return Err(NotABundle("no \"objects\"".into())),
+        },
+        _ => return Err(NotABundle("expected a JSON object or array".into())),
+    };
+    Ok(import_objects(objects, opts))
+}
+
+/// Imports a list of STIX objects; relationships, identities and markings among them are used
+/// to fill in malware names, producers and TLP.
+pub fn import_objects(objects: &[Value], opts: &ImportOptions) -> ImportReport {
+    let mut by_id: HashMap<&str, &Value> = HashMap::new();
+    for o in objects {
+        if let Some(id) = o.get("id").and_then(Value::as_str) {
+            by_id.insert(id, o);
+        }
+    }
+    // indicator id → malware names, through `indicates` relationships
+    let mut malware_of: HashMap<&str, String> = HashMap::new();
+    for o in objects {
+        if o.get("type").and_then(Value::as_str) == Some("relationship")
+            && o.get("relationship_type").and_then(Value::as_str) == Some("indicates")
+            && let (Some(src), Some(dst)) =
+                (o.get("source_ref").and_then(Value::as_str), o.get("target_ref").and_then(Value::as_str))
+            && let Some(m) = by_id.get(dst)
+            && m.get("type").and_then(Value::as_str) == Some("malware")
+            && let Some(name) = m.get("name").and_then(Value::as_str)
+        {
+            malware_of.insert(src, name.to_owned());
+        }
+    }
+    let mut report = ImportReport::default();
+    for (index, o) in objects.iter().enumerate() {
+        let ty = o.get("type").and_then(Value::as_str);
+        let id = o.get("id").and_then(Value::as_str);
+        let reject = |reason: String| Rejection { index, id: id.map(str::to_owned), reason };
+        match ty {
+            Some("indicator") => match indicator(o, &by_id, &malware_of, opts) {
+                Ok(mut v) => report.indicators.append(&mut v),
+                Err(r) => report.rejected.push(reject(r)),
+            },
+            Some(_) => report.other_objects += 1,
+            None => report.rejected.push(reject("no \"type\"".into())),
+        }
+    }
+    report
+}
+
+/// The narrowest TLP among an object's marking refs, if any is a TLP marking.
+pub fn object_tlp(o: &Value, by_id: &HashMap<&str, &Value>) -> Option<Tlp> {
+    o.get("object_marking_refs")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|r| tlp_of_marking_id(r).or_else(|| by_id.get(r).and_then(|m| tlp_of_marking_object(m))))
+        .max()
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn indicator(
+    o: &Value,
+    by_id: &HashMap<&str, &Value>,
+    malware_of: &HashMap<&str, String>,
+    opts: &ImportOptions,
+) -> Result<Vec<ImportedIndicator>, String> {
+    let id = o.get("id").and_then(Value::as_str).ok_or("indicator without id")?;
+    if o.get("revoked").and_then(Value::as_bool) == Some(true) {
+        return Err("revoked".into());
+    }
+    if let Some(pt) = o.get("pattern_type").and_then(Value::as_str)
+        && pt != "stix"
+    {
+        return Err(format!("pattern_type {pt:?} is not supported (only stix)"));
+    }
+    let types = strings(o.get("indicator_types"));
+    if !types.is_empty() && types.iter().all(|t| t == "benign") {
+        return Err("a benign indicator (indicator_types [\"benign\"]) is not something to act on".into());
+    }
+    let pattern = o.get("pattern").and_then(Value::as_str).ok_or("indicator without pattern")?;
+    let values = pattern::read(pattern).map_err(|e| e.to_string())?;
+    let time = |k: &str| -> Result<Option<Timestamp>, String> {
+        match o.get(k).and_then(Value::as_str) {
+            Some(s) => parse_time(s).map(Some).ok_or_else(|| format!("{k} {s:?} is not a timestamp")),
+            None => Ok(None),
+        }
+    };
+    let modified = time("modified")?.or(time("created")?).unwrap_or(opts.now);
+    let valid_from = time("valid_from")?.unwrap_or(modified);
+    let valid_until = time("valid_until")?
+        .unwrap_or_else(|| Timestamp::from_micros(valid_from.as_micros() + opts.default_lifetime_secs * 1_000_000));
+    let ext = o.get("extensions").and_then(|e| e.get(KIZUNA_EXTENSION));
+    let ext_str = |k: &str| ext.and_then(|e| e.get(k)).and_then(Value::as_str);
+    let tlp = object_tlp(o, by_id).unwrap_or(opts.default_tlp);
+    let created_by = o.get("created_by_ref").and_then(Value::as_str).map(|r| {
+        by_id
+            .get(r)
+            .and_then(|i| i.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| r.to_owned())
+    });
+    let category = match ext_str("category") {
+        Some(c) => c.parse::<ClassificationType>().map_err(|e| e.to_string())?,
+        None => category_of(o).unwrap_or(opts.default_category),
+    };
+    let legal_basis = match ext_str("legal_basis") {
+        Some(b) => b.parse::<LegalBasis>().map_err(|e| e.to_string())?,
+        None => opts.default_legal_basis,
+    };
+    let confidence = o.get("confidence").and_then(Value::as_u64).map(|c| c.min(100) as u8).unwrap_or(50);
+    let malware = malware_of.get(id).map(|m| opts.aliases.canonical(m));
+    let reason = o
+        .get("description")
+        .or_else(|| o.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("STIX indicator {id}"));
+    let source =
+        ext_str("source").map(str::to_owned).or_else(|| created_by.clone()).unwrap_or_else(|| opts.origin.clone());
+    let origin = ext_str("origin").map(str::to_owned).unwrap_or_else(|| opts.origin.clone());
+    let original_id = ext_str("original_id").map(str::to_owned).unwrap_or_else(|| id.to_owned());
+    let created_by = ext_str("original_created_by").map(str::to_owned).or(created_by);
+    Ok(values
+        .into_iter()
+        .map(|(kind, value)| ImportedIndicator {
+            indicator: Indicator {
+                kind,
+                value,
+                category,
+                source: source.clone(),
+                confidence,
+                first_seen: valid_from,
+                last_seen: modified.max(valid_from),
+                expires: valid_until,
+                reason: reason.clone(),
+                malware: malware.clone(),
+                tlp,
+                sharing_groups: strings(ext.and_then(|e| e.get("sharing_groups"))),
+                legal_basis,
+            },
+            original_id: original_id.clone(),
+            modified,
+            created_by: created_by.clone(),
+            recipients: strings(ext.and_then(|e| e.get("recipients"))),
+            origin: origin.clone(),
+            purpose: ext_str("purpose").map(str::to_owned),
+        })
+        .collect())
+}
+
+/// A category from `indicator_types` (2.1) or `labels` (2.0).
+fn category_of(o: &Value) -> Option<ClassificationType> {
+    let mut types = strings(o.get("indicator_types"));
+    types.extend(strings(o.get("labels")));
+    for t in &types {
+        if let Ok(c) = t.parse::<ClassificationType>() {
+            return Some(c);
+        }
+    }
+    types.iter().find_map(|t| match t.as_str() {
+        "anonymization" => Some(ClassificationType::Proxy),
+        "compromised" => Some(ClassificationType::SystemCompromise),
+        "anomalous-activity" => Some(ClassificationType::Scanner),
+        "malicious-activity" => Some(ClassificationType::Blacklist),
+        "attribution" | "benign" | "unknown" => Some(ClassificationType::Undetermined),
+        _ => None,
+    })
+}
