@@ -368,11 +368,94 @@ pub struct AllowVerdict {
     pub shared_host: Option<String>,
 }
 
-/// Checks a value against allow-list entries (first matching entry wins, in the order given).
+/// Checks a value against allow-list entries (see [`AllowMatcher::evaluate`]).
 pub fn evaluate_allowlist(entries: &[AllowEntry], kind: IndicatorKind, value: &str) -> AllowVerdict {
-    AllowVerdict {
-        conflict: entries.iter().find(|e| e.blocks(kind, value)).map(AllowEntry::describe),
-        shared_host: entries.iter().find(|e| e.shares_host_of(kind, value)).map(AllowEntry::describe),
+    AllowMatcher::new(entries).evaluate(kind, value)
+}
+
+/// An allow-list prepared for fast lookups: host names by label suffix in hash maps, networks
+/// and URLs apart. Built once per transaction (or per zone build), then checks any number of
+/// values.
+#[derive(Debug, Clone, Default)]
+pub struct AllowMatcher {
+    domains: std::collections::HashMap<String, Vec<AllowEntry>>,
+    hosts: std::collections::HashMap<String, Vec<AllowEntry>>,
+    urls: std::collections::HashMap<String, Vec<AllowEntry>>,
+    nets: Vec<(IpNet, AllowEntry)>,
+}
+
+impl AllowMatcher {
+    /// Prepares `entries`. Where several entries match the same name, scope `All` wins, then
+    /// the first given.
+    pub fn new(entries: &[AllowEntry]) -> Self {
+        let mut m = AllowMatcher::default();
+        for e in entries {
+            match &e.pattern {
+                AllowPattern::Domain(d) => m.domains.entry(d.clone()).or_default().push(e.clone()),
+                AllowPattern::Host(h) => m.hosts.entry(h.clone()).or_default().push(e.clone()),
+                AllowPattern::Url(u) => m.urls.entry(u.clone()).or_default().push(e.clone()),
+                AllowPattern::Net(n) => m.nets.push((*n, e.clone())),
+            }
+        }
+        for v in m.domains.values_mut().chain(m.hosts.values_mut()).chain(m.urls.values_mut()) {
+            v.sort_by_key(|e| std::cmp::Reverse(e.scope));
+        }
+        m.nets.sort_by_key(|(n, e)| (std::cmp::Reverse(e.scope), std::cmp::Reverse(n.prefix_len())));
+        m
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.domains.is_empty() && self.hosts.is_empty() && self.urls.is_empty() && self.nets.is_empty()
+    }
+
+    /// Entries covering `host` (a host name or an address literal), most specific first: the
+    /// exact host, then the domain and each parent domain, or the networks holding the address.
+    pub fn host_entries<'a>(&'a self, host: &str) -> Vec<&'a AllowEntry> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(a) = bare.parse::<std::net::IpAddr>() {
+            return self.nets.iter().filter(|(n, _)| n.contains(&a)).map(|(_, e)| e).collect();
+        }
+        let mut out: Vec<&AllowEntry> = self.hosts.get(host).into_iter().flatten().collect();
+        let mut rest = host;
+        loop {
+            out.extend(self.domains.get(rest).into_iter().flatten());
+            match rest.split_once('.') {
+                Some((_, parent)) => rest = parent,
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// The verdict for `(kind, value)` (canonical value): the first entry that
+    /// [blocks](AllowEntry::blocks) it is the conflict; for a URL, the first scope-`Host`
+    /// entry covering its host is its shared host.
+    pub fn evaluate(&self, kind: IndicatorKind, value: &str) -> AllowVerdict {
+        let mut v = AllowVerdict::default();
+        match kind {
+            IndicatorKind::Domain => {
+                v.conflict = self.host_entries(value).first().map(|e| e.describe());
+            }
+            IndicatorKind::Ip => {
+                if let Ok(n) = value.parse::<IpNet>() {
+                    v.conflict =
+                        self.nets.iter().find(|(p, _)| p.contains(&n) || n.contains(p)).map(|(_, e)| e.describe());
+                }
+            }
+            IndicatorKind::Url => {
+                v.conflict = self.urls.get(value).and_then(|e| e.first()).map(AllowEntry::describe);
+                if let Some(host) = url_host(value) {
+                    let on_host = self.host_entries(host);
+                    if v.conflict.is_none() {
+                        v.conflict = on_host.iter().find(|e| e.scope == AllowScope::All).map(|e| e.describe());
+                    }
+                    v.shared_host = on_host.iter().find(|e| e.scope == AllowScope::Host).map(|e| e.describe());
+                }
+            }
+            IndicatorKind::Sha256 | IndicatorKind::Md5 | IndicatorKind::Sha1 => {}
+        }
+        v
     }
 }
 
@@ -516,4 +599,473 @@ pub fn counts_by_category(counts: &[IndicatorCount]) -> BTreeMap<ClassificationT
         *m.entry(c.category).or_default().entry(c.state).or_default() += c.count;
     }
     m
+}
+
+impl<S: IndicatorStore, G: Send + Sync> IndicatorStore for crate::conformance::Guarded<S, G> {
+    fn upsert_indicators(&self, batch: &[Indicator], now: Timestamp) -> Result<UpsertOutcome> {
+        self.store.upsert_indicators(batch, now)
+    }
+    fn withdraw_indicator(&self, key: IndicatorKey, by: &str, reason: &str, now: Timestamp) -> Result<IndicatorRecord> {
+        self.store.withdraw_indicator(key, by, reason, now)
+    }
+    fn indicator(&self, key: IndicatorKey) -> Result<Option<IndicatorRecord>> {
+        self.store.indicator(key)
+    }
+    fn list_indicators(&self, filter: &IndicatorFilter) -> Result<Vec<IndicatorRecord>> {
+        self.store.list_indicators(filter)
+    }
+    fn indicator_changes_since(&self, after: u64, limit: usize) -> Result<Vec<IndicatorRecord>> {
+        self.store.indicator_changes_since(after, limit)
+    }
+    fn indicator_change_seq(&self) -> Result<u64> {
+        self.store.indicator_change_seq()
+    }
+    fn active_indicators(&self, now: Timestamp) -> Result<Vec<IndicatorRecord>> {
+        self.store.active_indicators(now)
+    }
+    fn expire_indicators(&self, now: Timestamp) -> Result<u64> {
+        self.store.expire_indicators(now)
+    }
+    fn set_allowlist(&self, origin: &str, entries: &[AllowEntry], now: Timestamp) -> Result<AllowlistOutcome> {
+        self.store.set_allowlist(origin, entries, now)
+    }
+    fn allowlist(&self) -> Result<Vec<AllowEntry>> {
+        self.store.allowlist()
+    }
+    fn indicator_counts(&self) -> Result<Vec<IndicatorCount>> {
+        self.store.indicator_counts()
+    }
+}
+
+/// Conformance checks every [`IndicatorStore`] backend must pass. Each takes a factory making a
+/// fresh, empty store; [`conformance::run_all`] runs them all.
+pub mod conformance {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use kizuna_model::{ClassificationType, Indicator, IndicatorKind, LegalBasis, Timestamp, Tlp, canonical_value};
+
+    use super::*;
+    use crate::StoreError;
+
+    /// A factory making a fresh, empty store.
+    pub type MakeIndicatorStore<'a> = &'a dyn Fn() -> Box<dyn IndicatorStore>;
+
+    /// Every check, by name.
+    pub const CHECKS: &[(&str, fn(MakeIndicatorStore<'_>))] = &[
+        ("insert_and_read_back", insert_and_read_back),
+        ("merge_rules", merge_rules),
+        ("non_canonical_rejected", non_canonical_rejected),
+        ("change_feed_in_commit_order", change_feed_in_commit_order),
+        ("change_feed_while_writing", change_feed_while_writing),
+        ("withdraw_and_reactivate", withdraw_and_reactivate),
+        ("expire_and_revive", expire_and_revive),
+        ("allowlist_applied_on_upsert", allowlist_applied_on_upsert),
+        ("allowlist_reevaluates_records", allowlist_reevaluates_records),
+        ("list_filters_and_paging", list_filters_and_paging),
+        ("counts_by_category_and_state", counts_by_category_and_state),
+    ];
+
+    /// Runs every check, each on a fresh store.
+    pub fn run_all(make: MakeIndicatorStore<'_>) {
+        for (name, check) in CHECKS {
+            eprintln!("indicator conformance: {name}");
+            check(make);
+        }
+    }
+
+    const H: i64 = 3_600_000_000;
+    const T0: i64 = 1_772_668_800_000_000; // 2026-03-05T00:00:00Z
+
+    fn t(hours: i64) -> Timestamp {
+        Timestamp::from_micros(T0 + hours * H)
+    }
+
+    fn ind(kind: IndicatorKind, value: &str, source: &str, seen_h: i64) -> Indicator {
+        Indicator {
+            kind,
+            value: canonical_value(kind, value).expect("test value is valid"),
+            category: ClassificationType::MalwareDistribution,
+            source: source.into(),
+            confidence: 50,
+            first_seen: t(seen_h),
+            last_seen: t(seen_h),
+            expires: t(seen_h + 24 * 30),
+            reason: format!("{source} saw it"),
+            malware: None,
+            tlp: Tlp::Amber,
+            sharing_groups: Vec::new(),
+            legal_basis: LegalBasis::LegitimateBusiness,
+        }
+    }
+
+    fn get(s: &dyn IndicatorStore, i: &Indicator) -> IndicatorRecord {
+        s.indicator(i.key()).expect("read").expect("record exists")
+    }
+
+    /// An inserted indicator reads back unchanged, active, version 1, with one provenance entry.
+    pub fn insert_and_read_back(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let mut a = ind(IndicatorKind::Url, "http://Bad.Example/x.sh", "cowrie", 0);
+        a.malware = Some("mirai".into());
+        a.sharing_groups = vec!["jp-isps".into()];
+        let out = s.upsert_indicators(std::slice::from_ref(&a), t(1)).expect("upsert");
+        assert_eq!(out, UpsertOutcome { inserted: 1, updated: 0, unchanged: 0, allowlisted: 0 });
+        let r = get(s.as_ref(), &a);
+        assert_eq!(r.indicator, a);
+        assert_eq!(r.key, a.key());
+        assert_eq!(r.state, IndicatorState::Active);
+        assert_eq!((r.version, r.change_seq), (1, 1));
+        assert_eq!((r.created, r.updated), (t(1), t(1)));
+        assert_eq!(r.provenance.len(), 1);
+        assert_eq!(r.provenance[0].source, "cowrie");
+        assert!(r.conflict.is_none() && r.withdrawal.is_none());
+        assert_eq!(s.indicator_change_seq().expect("seq"), 1);
+        assert!(s.indicator([0u8; 16]).expect("read").is_none());
+    }
+
+    /// Same key: first_seen min, last_seen max, expiry max, confidence max, TLP widest, every
+    /// source kept once; an identical repeat changes nothing.
+    pub fn merge_rules(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let a = ind(IndicatorKind::Domain, "bad.example", "feed-a", 10);
+        let mut b = ind(IndicatorKind::Domain, "bad.example", "feed-b", 20);
+        b.first_seen = t(5);
+        b.confidence = 90;
+        b.tlp = Tlp::Green;
+        b.reason = "feed-b says so".into();
+        b.sharing_groups = vec!["g2".into(), "g1".into()];
+        s.upsert_indicators(std::slice::from_ref(&a), t(10)).expect("a");
+        let out = s.upsert_indicators(std::slice::from_ref(&b), t(20)).expect("b");
+        assert_eq!((out.inserted, out.updated, out.unchanged), (0, 1, 0));
+        let r = get(s.as_ref(), &a);
+        assert_eq!(r.indicator.first_seen, t(5));
+        assert_eq!(r.indicator.last_seen, t(20));
+        assert_eq!(r.indicator.expires, b.expires);
+        assert_eq!(r.indicator.confidence, 90);
+        assert_eq!(r.indicator.tlp, Tlp::Green, "the widest TLP a source gave");
+        assert_eq!(r.indicator.source, "feed-b", "primary source: the earliest at the widest TLP");
+        assert_eq!(r.indicator.reason, "feed-b says so");
+        assert_eq!(r.indicator.sharing_groups, vec!["g1".to_string(), "g2".to_string()]);
+        let sources: BTreeSet<&str> = r.provenance.iter().map(|p| p.source.as_str()).collect();
+        assert_eq!(sources, BTreeSet::from(["feed-a", "feed-b"]));
+        assert_eq!(r.version, 2);
+        let seq = r.change_seq;
+        // The same sightings again, twice within one batch: nothing changes.
+        let out = s.upsert_indicators(&[a.clone(), b.clone(), a.clone()], t(30)).expect("repeat");
+        assert_eq!((out.inserted, out.updated, out.unchanged), (0, 0, 3));
+        let r2 = get(s.as_ref(), &a);
+        assert_eq!((r2.change_seq, r2.version), (seq, 2));
+        // Two new sightings of one new key in one batch: one insert, both merged.
+        let c1 = ind(IndicatorKind::Ip, "198.51.100.7", "feed-a", 1);
+        let c2 = ind(IndicatorKind::Ip, "198.51.100.7", "feed-c", 2);
+        let out = s.upsert_indicators(&[c1.clone(), c2], t(31)).expect("pair");
+        assert_eq!((out.inserted, out.updated, out.unchanged), (1, 0, 1));
+        let rc = get(s.as_ref(), &c1);
+        assert_eq!(rc.provenance.len(), 2);
+        assert_eq!(rc.indicator.last_seen, t(2));
+        assert_eq!(rc.version, 1);
+    }
+
+    /// A value not in canonical form fails the whole batch; nothing is stored.
+    pub fn non_canonical_rejected(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let good = ind(IndicatorKind::Domain, "ok.example", "f", 0);
+        let mut bad = ind(IndicatorKind::Url, "http://bad.example/", "f", 0);
+        bad.value = "HTTP://Bad.Example".into();
+        let err = s.upsert_indicators(&[good.clone(), bad], t(0)).expect_err("non-canonical URL");
+        assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("canonical")), "{err}");
+        let mut conf = good.clone();
+        conf.confidence = 101;
+        assert!(s.upsert_indicators(&[conf], t(0)).is_err());
+        assert!(s.indicator(good.key()).expect("read").is_none());
+        assert_eq!(s.indicator_change_seq().expect("seq"), 0);
+    }
+
+    /// Change numbers increase strictly in commit order; each record appears once at its latest
+    /// change; nothing is missed by a reader that resumes from the last number it saw.
+    pub fn change_feed_in_commit_order(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let a = ind(IndicatorKind::Domain, "a.example", "f", 0);
+        let b = ind(IndicatorKind::Domain, "b.example", "f", 0);
+        let c = ind(IndicatorKind::Domain, "c.example", "f", 0);
+        s.upsert_indicators(&[a.clone(), b.clone()], t(0)).expect("ab");
+        let first = s.indicator_changes_since(0, 100).expect("changes");
+        assert_eq!(first.iter().map(|r| r.change_seq).collect::<Vec<_>>(), vec![1, 2]);
+        let mark = first.last().map(|r| r.change_seq).unwrap_or(0);
+        s.upsert_indicators(std::slice::from_ref(&c), t(1)).expect("c");
+        let mut a2 = a.clone();
+        a2.last_seen = t(5);
+        s.upsert_indicators(&[a2], t(5)).expect("a again");
+        let next = s.indicator_changes_since(mark, 100).expect("changes");
+        let keys: Vec<IndicatorKey> = next.iter().map(|r| r.key).collect();
+        assert_eq!(keys, vec![c.key(), a.key()]);
+        assert!(next.windows(2).all(|w| w[0].change_seq < w[1].change_seq));
+        // The whole feed has each record once, at its latest change.
+        let all = s.indicator_changes_since(0, 100).expect("all");
+        assert_eq!(all.iter().map(|r| r.key).collect::<Vec<_>>(), vec![b.key(), c.key(), a.key()]);
+        assert_eq!(s.indicator_change_seq().expect("seq"), 4);
+        assert!(s.indicator_changes_since(4, 100).expect("none").is_empty());
+        assert_eq!(s.indicator_changes_since(0, 1).expect("limit").len(), 1);
+    }
+
+    /// A reader following the change feed while a writer commits sees every record.
+    pub fn change_feed_while_writing(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let done = AtomicBool::new(false);
+        let n_batches = 40;
+        let per = 25;
+        std::thread::scope(|scope| {
+            let s = s.as_ref();
+            scope.spawn(|| {
+                for b in 0..n_batches {
+                    let batch: Vec<Indicator> =
+                        (0..per).map(|i| ind(IndicatorKind::Domain, &format!("h{i}.b{b}.example"), "f", b)).collect();
+                    s.upsert_indicators(&batch, t(b)).expect("upsert");
+                }
+                done.store(true, Ordering::SeqCst);
+            });
+            let mut seen = BTreeSet::new();
+            let mut after = 0;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let page = s.indicator_changes_since(after, 7).expect("changes");
+                for r in &page {
+                    assert!(r.change_seq > after, "change feed went backwards");
+                    after = r.change_seq;
+                    seen.insert(r.key);
+                }
+                if page.is_empty() && finished {
+                    break;
+                }
+            }
+            assert_eq!(seen.len(), n_batches as usize * per as usize);
+        });
+    }
+
+    /// Withdrawal is recorded and sticky against feed sightings; an analyst's add revives it.
+    pub fn withdraw_and_reactivate(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let a = ind(IndicatorKind::Url, "http://bad.example/a", "cowrie", 0);
+        s.upsert_indicators(std::slice::from_ref(&a), t(0)).expect("a");
+        let r = s.withdraw_indicator(a.key(), "alice", "false positive", t(1)).expect("withdraw");
+        assert_eq!(r.state, IndicatorState::Withdrawn);
+        assert_eq!(r.withdrawal, Some(Withdrawal { by: "alice".into(), reason: "false positive".into(), at: t(1) }));
+        assert_eq!((r.version, r.change_seq), (2, 2));
+        assert!(s.active_indicators(t(2)).expect("active").is_empty());
+        // Withdrawing again changes nothing.
+        let again = s.withdraw_indicator(a.key(), "bob", "again", t(2)).expect("again");
+        assert_eq!(again.change_seq, 2);
+        // A feed sees it again: still withdrawn.
+        let mut seen = a.clone();
+        seen.last_seen = t(3);
+        s.upsert_indicators(&[seen], t(3)).expect("seen");
+        assert_eq!(get(s.as_ref(), &a).state, IndicatorState::Withdrawn);
+        // An analyst adds it: active again.
+        let mut by_analyst = a.clone();
+        by_analyst.source = format!("{ANALYST_SOURCE_PREFIX}bob");
+        s.upsert_indicators(&[by_analyst], t(4)).expect("analyst");
+        let r = get(s.as_ref(), &a);
+        assert_eq!(r.state, IndicatorState::Active);
+        assert!(r.withdrawal.is_none());
+        assert_eq!(s.active_indicators(t(5)).expect("active").len(), 1);
+        let err = s.withdraw_indicator([7u8; 16], "alice", "x", t(5)).expect_err("unknown");
+        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    }
+
+    /// Expiry marks records expired with a new change number; a later sighting with a later
+    /// expiry makes them active again.
+    pub fn expire_and_revive(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let mut short = ind(IndicatorKind::Domain, "short.example", "f", 0);
+        short.expires = t(2);
+        let long = ind(IndicatorKind::Domain, "long.example", "f", 0);
+        s.upsert_indicators(&[short.clone(), long.clone()], t(0)).expect("upsert");
+        assert_eq!(s.active_indicators(t(1)).expect("active").len(), 2);
+        // Past expiry it is not active even before expire ran.
+        assert_eq!(s.active_indicators(t(3)).expect("active").len(), 1);
+        let seq = s.indicator_change_seq().expect("seq");
+        assert_eq!(s.expire_indicators(t(3)).expect("expire"), 1);
+        assert_eq!(s.expire_indicators(t(3)).expect("expire again"), 0);
+        let r = get(s.as_ref(), &short);
+        assert_eq!(r.state, IndicatorState::Expired);
+        assert_eq!(r.change_seq, seq + 1);
+        assert_eq!(s.indicator_changes_since(seq, 10).expect("changes").len(), 1);
+        let mut again = short.clone();
+        again.last_seen = t(4);
+        again.expires = t(100);
+        s.upsert_indicators(&[again], t(4)).expect("revive");
+        assert_eq!(get(s.as_ref(), &short).state, IndicatorState::Active);
+        // A sighting at a store time past its expiry stores it as expired.
+        let mut old = ind(IndicatorKind::Domain, "old.example", "f", 0);
+        old.expires = t(1);
+        s.upsert_indicators(std::slice::from_ref(&old), t(50)).expect("old");
+        assert_eq!(get(s.as_ref(), &old).state, IndicatorState::Expired);
+    }
+
+    fn entry(p: &str, scope: AllowScope) -> AllowEntry {
+        AllowEntry { pattern: AllowPattern::parse(p).expect("pattern"), scope, origin: String::new(), note: "t".into() }
+    }
+
+    /// The stored allow-list is applied to every upsert.
+    pub fn allowlist_applied_on_upsert(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let out = s
+            .set_allowlist(
+                "default",
+                &[
+                    entry("google.com", AllowScope::Host),
+                    entry("=cdn.example", AllowScope::Host),
+                    entry("192.0.2.0/24", AllowScope::Host),
+                    entry("portal.isp.example", AllowScope::All),
+                ],
+                t(0),
+            )
+            .expect("allowlist");
+        assert_eq!(out.entries, 4);
+        let sub = ind(IndicatorKind::Domain, "evil.google.com", "f", 0);
+        let url = ind(IndicatorKind::Url, "https://docs.google.com/x", "f", 0);
+        let exact = ind(IndicatorKind::Domain, "cdn.example", "f", 0);
+        let below = ind(IndicatorKind::Domain, "a.cdn.example", "f", 0);
+        let ip = ind(IndicatorKind::Ip, "192.0.2.9", "f", 0);
+        let wide = ind(IndicatorKind::Ip, "192.0.0.0/16", "f", 0);
+        let portal_url = ind(IndicatorKind::Url, "https://www.portal.isp.example/login", "f", 0);
+        let free = ind(IndicatorKind::Domain, "notgoogle.com", "f", 0);
+        let batch = [
+            sub.clone(),
+            url.clone(),
+            exact.clone(),
+            below.clone(),
+            ip.clone(),
+            wide.clone(),
+            portal_url.clone(),
+            free.clone(),
+        ];
+        let out = s.upsert_indicators(&batch, t(1)).expect("upsert");
+        assert_eq!(out.inserted, 8);
+        assert_eq!(out.allowlisted, 5);
+        let st = |i: &Indicator| get(s.as_ref(), i);
+        assert_eq!(st(&sub).state, IndicatorState::AllowListed);
+        assert_eq!(st(&sub).conflict.as_deref(), Some("google.com (default)"));
+        let u = st(&url);
+        assert_eq!(u.state, IndicatorState::Active, "a URL on a shared platform stays publishable as a URL");
+        assert_eq!(u.shared_host.as_deref(), Some("google.com (default)"));
+        assert_eq!(st(&exact).state, IndicatorState::AllowListed);
+        assert_eq!(st(&below).state, IndicatorState::Active, "=host covers that host only");
+        assert_eq!(st(&ip).state, IndicatorState::AllowListed);
+        assert_eq!(st(&wide).state, IndicatorState::AllowListed, "a network covering allow-listed space");
+        assert_eq!(st(&portal_url).state, IndicatorState::AllowListed);
+        assert_eq!(st(&portal_url).conflict.as_deref(), Some("portal.isp.example (default, all)"));
+        assert_eq!(st(&free).state, IndicatorState::Active, "suffix match is by label");
+        let active: BTreeSet<IndicatorKey> = s.active_indicators(t(2)).expect("active").iter().map(|r| r.key).collect();
+        assert_eq!(active, BTreeSet::from([url.key(), below.key(), free.key()]));
+    }
+
+    /// Changing the allow-list re-evaluates stored records in the same transaction, with new
+    /// change numbers; an unchanged list changes nothing; origins are replaced independently.
+    pub fn allowlist_reevaluates_records(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let d = ind(IndicatorKind::Domain, "files.shared.example", "f", 0);
+        let u = ind(IndicatorKind::Url, "http://files.shared.example/a.exe", "f", 0);
+        s.upsert_indicators(&[d.clone(), u.clone()], t(0)).expect("upsert");
+        let seq = s.indicator_change_seq().expect("seq");
+        let out = s.set_allowlist("config", &[entry("shared.example", AllowScope::Host)], t(1)).expect("set");
+        assert_eq!((out.newly_allowlisted, out.updated, out.entries), (1, 1, 1));
+        assert_eq!(get(s.as_ref(), &d).state, IndicatorState::AllowListed);
+        assert!(get(s.as_ref(), &d).change_seq > seq);
+        assert_eq!(get(s.as_ref(), &u).shared_host.as_deref(), Some("shared.example (config)"));
+        let seq2 = s.indicator_change_seq().expect("seq");
+        // Same list again: nothing changes.
+        let out = s.set_allowlist("config", &[entry("shared.example", AllowScope::Host)], t(2)).expect("again");
+        assert_eq!((out.newly_allowlisted, out.released, out.updated), (0, 0, 0));
+        assert_eq!(s.indicator_change_seq().expect("seq"), seq2);
+        // Another origin does not replace this one.
+        s.set_allowlist("analyst:alice", &[entry("=other.example", AllowScope::All)], t(3)).expect("other");
+        let list = s.allowlist().expect("list");
+        assert_eq!(list.len(), 2);
+        assert!(
+            list.iter().any(|e| e.origin == "config" && e.pattern == AllowPattern::Domain("shared.example".into()))
+        );
+        assert!(list.iter().any(|e| e.origin == "analyst:alice" && e.scope == AllowScope::All));
+        // Removing the entry releases the record.
+        let out = s.set_allowlist("config", &[], t(4)).expect("clear");
+        assert_eq!((out.released, out.removed_entries, out.entries), (1, 1, 0));
+        assert_eq!(get(s.as_ref(), &d).state, IndicatorState::Active);
+        assert!(get(s.as_ref(), &d).conflict.is_none());
+        assert!(get(s.as_ref(), &u).shared_host.is_none());
+        // A withdrawn record stays withdrawn whatever the list says.
+        s.withdraw_indicator(d.key(), "alice", "x", t(5)).expect("withdraw");
+        s.set_allowlist("config", &[entry("shared.example", AllowScope::Host)], t(6)).expect("set");
+        assert_eq!(get(s.as_ref(), &d).state, IndicatorState::Withdrawn);
+    }
+
+    /// Filters combine; paging by change number walks every match once, newest first.
+    pub fn list_filters_and_paging(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        let mut batch = Vec::new();
+        for i in 0..30 {
+            let mut x =
+                ind(IndicatorKind::Domain, &format!("host{i}.bad.example"), if i % 2 == 0 { "even" } else { "odd" }, 0);
+            if i % 3 == 0 {
+                x.category = ClassificationType::Phishing;
+            }
+            batch.push(x);
+        }
+        batch.push(ind(IndicatorKind::Url, "http://host1.bad.example/p", "odd", 0));
+        s.upsert_indicators(&batch, t(0)).expect("upsert");
+        s.withdraw_indicator(batch[0].key(), "a", "x", t(1)).expect("withdraw");
+        let list = |f: IndicatorFilter| s.list_indicators(&f).expect("list");
+        assert_eq!(list(IndicatorFilter::default()).len(), 31);
+        assert_eq!(list(IndicatorFilter { kind: Some(IndicatorKind::Url), ..Default::default() }).len(), 1);
+        assert_eq!(
+            list(IndicatorFilter { category: Some(ClassificationType::Phishing), ..Default::default() }).len(),
+            10
+        );
+        assert_eq!(list(IndicatorFilter { state: Some(IndicatorState::Withdrawn), ..Default::default() }).len(), 1);
+        assert_eq!(list(IndicatorFilter { source: Some("even".into()), ..Default::default() }).len(), 15);
+        assert_eq!(list(IndicatorFilter { source: Some("eve".into()), ..Default::default() }).len(), 0, "exact source");
+        assert_eq!(list(IndicatorFilter { search: Some("HOST1".into()), ..Default::default() }).len(), 12);
+        let both = list(IndicatorFilter {
+            source: Some("even".into()),
+            category: Some(ClassificationType::Phishing),
+            state: Some(IndicatorState::Active),
+            ..Default::default()
+        });
+        assert_eq!(both.len(), 4); // 6, 12, 18, 24 (0 is withdrawn)
+        let first = list(IndicatorFilter::default());
+        assert_eq!(first[0].key, batch[0].key(), "newest change first");
+        let mut seen = BTreeSet::new();
+        let mut after = None;
+        loop {
+            let page = list(IndicatorFilter { limit: 4, after, ..Default::default() });
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.windows(2).all(|w| w[0].change_seq > w[1].change_seq));
+            for r in &page {
+                assert!(seen.insert(r.key), "repeat");
+            }
+            after = page.last().map(|r| r.change_seq);
+        }
+        assert_eq!(seen.len(), 31);
+    }
+
+    /// Counts by category and state.
+    pub fn counts_by_category_and_state(make: MakeIndicatorStore<'_>) {
+        let s = make();
+        assert!(s.indicator_counts().expect("counts").is_empty());
+        let a = ind(IndicatorKind::Domain, "a.example", "f", 0);
+        let b = ind(IndicatorKind::Domain, "b.example", "f", 0);
+        let mut c = ind(IndicatorKind::Domain, "c.example", "f", 0);
+        c.category = ClassificationType::Phishing;
+        s.upsert_indicators(&[a.clone(), b, c], t(0)).expect("upsert");
+        s.withdraw_indicator(a.key(), "x", "y", t(1)).expect("withdraw");
+        let m = counts_by_category(&s.indicator_counts().expect("counts"));
+        let md = &m[&ClassificationType::MalwareDistribution];
+        assert_eq!(md.get(&IndicatorState::Active), Some(&1));
+        assert_eq!(md.get(&IndicatorState::Withdrawn), Some(&1));
+        assert_eq!(m[&ClassificationType::Phishing].get(&IndicatorState::Active), Some(&1));
+        let total: u64 = s.indicator_counts().expect("counts").iter().map(|c| c.count).sum();
+        assert_eq!(total, 3);
+    }
 }
