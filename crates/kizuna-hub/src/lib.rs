@@ -14,6 +14,7 @@
 //! from the request. There is no route by which one member can name another.
 
 pub mod metrics;
+pub mod stats;
 pub mod tokens;
 
 use std::io::Cursor as IoCursor;
@@ -138,6 +139,7 @@ impl Hub {
             .route("/api/v1/ingest", post(ingest).layer(DefaultBodyLimit::max(self.config.max_upload_bytes)))
             .route("/api/v1/observations", get(observations))
             .route("/api/v1/me", get(me))
+            .merge(stats::routes())
             .layer(middleware::from_fn_with_state(self.clone(), track_latency))
             .with_state(self.clone())
     }

@@ -60,6 +60,9 @@ use crate::{
 #[path = "sqlite_indicators.rs"]
 mod indicators;
 
+#[path = "sqlite_stats.rs"]
+mod stats;
+
 /// Schema version this code writes; [`SqliteStore::open`] migrates older files up to it and
 /// refuses newer ones.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -400,6 +403,7 @@ impl SqliteStore {
             .sql()?;
             tx.commit().sql()?;
         }
+        stats::migrate(conn)?;
         indicators::migrate(conn)?;
         Ok(())
     }
