@@ -5,7 +5,7 @@ use hashbrown::HashTable;
 /// Strings appended to one buffer; id `i` is `bytes[ends[i-1]..ends[i]]`.
 #[derive(Default)]
 pub(crate) struct Arena {
-    bytes: Vec<u8>,
+    bytes: String,
     ends: Vec<u32>,
 }
 
@@ -14,20 +14,20 @@ impl Arena {
     pub(crate) fn push(&mut self, s: &str) -> Option<u32> {
         let end = u32::try_from(self.bytes.len() + s.len()).ok()?;
         let id = u32::try_from(self.ends.len()).ok().filter(|&id| id != u32::MAX)?;
-        self.bytes.extend_from_slice(s.as_bytes());
+        self.bytes.push_str(s);
         self.ends.push(end);
         Some(id)
     }
 
     pub(crate) fn get_bytes(&self, id: u32) -> &[u8] {
-        let i = id as usize;
-        let Some(&end) = self.ends.get(i) else { return &[] };
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.bytes[start as usize..end as usize]
+        self.get(id).as_bytes()
     }
 
     pub(crate) fn get(&self, id: u32) -> &str {
-        std::str::from_utf8(self.get_bytes(id)).unwrap_or("")
+        let i = id as usize;
+        let Some(&end) = self.ends.get(i) else { return "" };
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.bytes.get(start as usize..end as usize).unwrap_or("")
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {

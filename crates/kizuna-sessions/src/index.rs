@@ -83,6 +83,7 @@ pub struct SessionIndex {
     ignored: u64,
 }
 
+#[derive(Clone, Copy, Default)]
 struct Cand {
     id: u32,
     start: i64,
@@ -90,6 +91,45 @@ struct Cand {
     open: bool,
     last: i64,
     who: u128,
+}
+
+/// Candidates of one lookup: inline up to 16 (no allocation), then on the heap.
+struct Cands {
+    inline: [Cand; 16],
+    len: usize,
+    spill: Vec<Cand>,
+}
+
+impl Cands {
+    fn new() -> Self {
+        Cands { inline: [Cand::default(); 16], len: 0, spill: Vec::new() }
+    }
+
+    #[inline]
+    fn push(&mut self, c: Cand) {
+        if self.len < 16 {
+            self.inline[self.len] = c;
+        } else {
+            if self.spill.is_empty() {
+                self.spill.extend_from_slice(&self.inline);
+            }
+            self.spill.push(c);
+        }
+        self.len += 1;
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.spill.clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn as_mut(&mut self) -> &mut [Cand] {
+        if self.len > 16 { &mut self.spill } else { &mut self.inline[..self.len] }
+    }
 }
 
 fn secs(t: Timestamp) -> Option<u32> {
@@ -175,12 +215,54 @@ impl SessionIndex {
 
     /// Merges the sorted runs into one per family: call after a bulk load for the fastest
     /// lookups. (Loading never needs it; lookups are correct either way.)
+    ///
+    /// It also renumbers sessions so that the sessions of one IPv4 address lie next to each
+    /// other in memory, in address order: a lookup then touches one or two cache lines of
+    /// sessions instead of one per session.
     pub fn compact(&mut self) {
         self.v4.compact();
         self.v6.compact();
         self.v6_long.compact();
         self.block_idx.compact();
+        self.renumber();
         self.sessions.shrink_to_fit();
+    }
+
+    fn renumber(&mut self) {
+        let n = self.sessions.len();
+        let mut new_of_old = vec![NONE; n];
+        let mut order: Vec<u32> = Vec::with_capacity(n);
+        for &(_, id) in self.v4.compacted() {
+            if new_of_old[id as usize] == NONE {
+                new_of_old[id as usize] = order.len() as u32;
+                order.push(id);
+            }
+        }
+        if order.is_empty() && n > 0 {
+            return;
+        }
+        for id in 0..n as u32 {
+            if new_of_old[id as usize] == NONE {
+                new_of_old[id as usize] = order.len() as u32;
+                order.push(id);
+            }
+        }
+        if order.iter().enumerate().all(|(i, &id)| i as u32 == id) {
+            return;
+        }
+        self.sessions = order.iter().map(|&old| self.sessions[old as usize]).collect();
+        drop(order);
+        let m = |id: u32| new_of_old[id as usize];
+        self.v4.remap(|(a, id)| (a, m(id)));
+        self.v6.remap(|(p, l, id)| (p, l, m(id)));
+        self.v6_long.remap(|(p, l, id)| (p, l, m(id)));
+        for id in self.radius_keys.iter_mut() {
+            *id = m(*id);
+        }
+        self.open_radius = self.open_radius.iter().map(|&id| m(id)).collect();
+        for id in self.leases.values_mut() {
+            *id = m(*id);
+        }
     }
 
     /// Applies events in order. Idempotent for repeated events (retransmissions, a file read
@@ -465,9 +547,27 @@ impl SessionIndex {
         }
     }
 
-    /// [`SessionIndex::resolve`] for many queries, in order.
+    /// [`SessionIndex::resolve`] for many queries; answers in the order of the queries.
+    /// Queries are visited in address order (sessions are laid out by address after
+    /// [`SessionIndex::compact`]), which turns random memory access into a sweep.
     pub fn resolve_many(&self, queries: &[(IpAddr, Option<u16>, Timestamp)]) -> Vec<Resolution> {
-        queries.iter().map(|&(ip, port, at)| self.resolve(ip, port, at)).collect()
+        let mut out = vec![Resolution::Unresolved(Unresolved::NoSession); queries.len()];
+        for i in address_order(queries) {
+            let (ip, port, at) = queries[i as usize];
+            out[i as usize] = self.resolve(ip, port, at);
+        }
+        out
+    }
+
+    /// [`SessionIndex::resolve_key`] for many queries (answers in query order): the subscriber
+    /// key or the reason, without building session references.
+    pub fn resolve_keys(&self, queries: &[(IpAddr, Option<u16>, Timestamp)]) -> Vec<Result<&str, Unresolved>> {
+        let mut out = vec![Err(Unresolved::NoSession); queries.len()];
+        for i in address_order(queries) {
+            let (ip, port, at) = queries[i as usize];
+            out[i as usize] = self.resolve_key(ip, port, at);
+        }
+        out
     }
 
     /// Like [`SessionIndex::resolve`] but only says which subscriber key (or why not), without
@@ -507,7 +607,7 @@ impl SessionIndex {
     }
 
     fn find_block(&self, o: u32, port: u16, t: i64) -> Result<u32, Unresolved> {
-        let mut cands = Vec::new();
+        let mut cands = Cands::new();
         let lo = port.saturating_sub(self.max_block_span);
         self.block_idx.for_range(&(o, lo, 0), &(o, port, u32::MAX), |&(_, _, id)| {
             let b = &self.blocks[id as usize];
@@ -525,7 +625,8 @@ impl SessionIndex {
         if cands.is_empty() {
             return Err(Unresolved::NoPortBlock);
         }
-        match self.decide(&mut cands, t) {
+        let cands = cands.as_mut();
+        match self.decide(cands, t) {
             Ok(i) => Ok(cands[i].id),
             Err(Unresolved::OutsideSession) => Err(Unresolved::NoPortBlock),
             Err(u) => Err(u),
@@ -546,7 +647,7 @@ impl SessionIndex {
     }
 
     fn resolve_direct(&self, ip: IpAddr, t: i64) -> Result<u32, Unresolved> {
-        let mut cands = Vec::new();
+        let mut cands = Cands::new();
         match canonical_ip(ip) {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
@@ -554,7 +655,8 @@ impl SessionIndex {
                 if cands.is_empty() {
                     return Err(Unresolved::NoSession);
                 }
-                self.decide(&mut cands, t).map(|i| cands[i].id)
+                let cands = cands.as_mut();
+                self.decide(cands, t).map(|i| cands[i].id)
             }
             IpAddr::V6(a) => {
                 let bits = v6_bits(a);
@@ -576,7 +678,8 @@ impl SessionIndex {
                     if cands.is_empty() {
                         continue;
                     }
-                    match self.decide(&mut cands, t) {
+                    let cands = cands.as_mut();
+                    match self.decide(cands, t) {
                         Ok(i) => return Ok(cands[i].id),
                         Err(u @ (Unresolved::OutsideSession | Unresolved::OpenSessionTooOld)) => {
                             first_miss.get_or_insert(u);
@@ -690,6 +793,13 @@ impl SessionIndex {
             },
         }
     }
+}
+
+fn address_order(queries: &[(IpAddr, Option<u16>, Timestamp)]) -> Vec<u32> {
+    let mut order: Vec<(u128, u32)> =
+        queries.iter().enumerate().map(|(i, q)| (ip_key(canonical_ip(q.0)), i as u32)).collect();
+    order.sort_unstable();
+    order.into_iter().map(|(_, i)| i).collect()
 }
 
 fn ip_key(ip: IpAddr) -> u128 {

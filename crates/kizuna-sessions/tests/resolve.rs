@@ -308,3 +308,47 @@ fn every_reason_has_a_distinct_name() {
     assert_eq!(names.len(), Unresolved::ALL.len());
     assert!(names.contains("no-session") && names.contains("open-session-too-old"));
 }
+
+#[test]
+fn compaction_and_its_lookup_table_change_no_answer() {
+    let mut idx = index();
+    let mut evs = Vec::new();
+    for a in 0..5000u32 {
+        let addr = std::net::Ipv4Addr::from(0x0a00_0000 + a * 13);
+        for k in 0..3i64 {
+            let s = i64::from(a % 97) + k * 10_000;
+            let user = format!("user{}", (a * 3 + k as u32) % 4000);
+            let sid = format!("{a}-{k}");
+            evs.push(radius(Start, s, "n", &sid, &user, Some(&addr.to_string()), &[]));
+            if k < 2 {
+                evs.push(radius(Stop, s + 5000, "n", &sid, &user, Some(&addr.to_string()), &[]));
+            }
+        }
+    }
+    for chunk in evs.chunks(1000) {
+        idx.add_events(chunk.iter().cloned());
+    }
+    let queries: Vec<(IpAddr, Option<u16>, Timestamp)> = (0..20_000u32)
+        .map(|i| {
+            (IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + (i * 7) % 70_000)), None, t(i64::from(i * 37 % 40_000)))
+        })
+        .collect();
+    let before = idx.resolve_many(&queries);
+    assert!(idx.stats().runs > 1);
+    idx.compact();
+    assert_eq!(idx.stats().runs, 1);
+    assert_eq!(idx.resolve_many(&queries), before);
+    let resolved = before.iter().filter(|r| r.subscriber().is_some()).count();
+    assert!(resolved > 1000 && resolved < 20_000, "{resolved}");
+    // Events after compaction still find their sessions (ids were renumbered).
+    let addr = std::net::Ipv4Addr::from(0x0a00_0000 + 42 * 13).to_string();
+    let s = 42 + 2 * 10_000; // address 42's third session
+    let user = format!("user{}", 42 * 3 + 2);
+    assert_eq!(who(&idx, &addr, None, s + 100_000), Ok(user.clone()));
+    idx.add_events([radius(Stop, s + 50, "n", "42-2", &user, Some(&addr), &[])]);
+    assert_eq!(who(&idx, &addr, None, s + 100_000), Err(Unresolved::OutsideSession));
+    assert_eq!(who(&idx, &addr, None, s + 10), Ok(user.clone()));
+    let len = idx.len();
+    idx.add_events([radius(Start, s, "n", "42-2", &user.clone(), Some(&addr), &[])]);
+    assert_eq!(idx.len(), len, "a retransmitted Start after compaction is not a new session");
+}

@@ -1,0 +1,265 @@
+//! Session-index benchmark (kizuna side) and the deterministic data generator for
+//! `bench/sessions/run.sh`.
+//!
+//! `sessions_bench OUT_DIR [--sessions N] [--lookups M] [--seed S] [--detail-sample K]`
+//!
+//! Generates N RADIUS sessions (Start + Stop events, IPv4 Framed-IP-Address, 1 subscriber per
+//! 10 sessions, 100 NASes, back-to-back sessions with gaps on each address over ~30 days) and M
+//! lookups (80% inside a session, 10% in a gap or outside the period, 10% unknown addresses), all
+//! from one seed. Builds the index from the events, measures build time, heap and RSS per
+//! session, and resolutions/s on one thread; parses a K-record FreeRADIUS detail file written
+//! in the real format to measure the parser. Writes for PostgreSQL: `sessions.tsv`
+//! (subscriber, ip, start, end) and `lookups.tsv` (ip, time, kizuna's answer or `-`), plus
+//! `kizuna.txt` with the figures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kizuna_sessions::{
+    AcctStatus, LogKind, RadiusEvent, ResolverConfig, SessionEvent, SessionIndex, Timestamp, Unresolved,
+};
+
+const T0: u32 = 1_772_323_200; // 2026-03-01T00:00:00Z
+const SESSIONS_PER_ADDR: u64 = 10;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Gen {
+    addr: u32,
+    user: u64,
+    nas: u32,
+    start: u32,
+    end: u32,
+}
+
+/// The k-th session of address slot `a`: deterministic from the seed.
+fn sessions_of(seed: u64, a: u64, users: u64) -> impl Iterator<Item = Gen> {
+    let mut r = Rng(seed ^ a.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    // Addresses: 10.0.0.0/8 and up, spread (the ISP's pools).
+    let addr = u32::from(Ipv4Addr::new(10, 0, 0, 0)) + (a as u32).wrapping_mul(7) % (1 << 24);
+    let mut t = T0 + r.below(3600) as u32;
+    (0..SESSIONS_PER_ADDR).map(move |_| {
+        let dur = 600 + r.below(3 * 86_400) as u32;
+        let gap = 1 + r.below(6 * 3600) as u32;
+        let g = Gen { addr, user: r.below(users), nas: r.below(100) as u32, start: t, end: t + dur };
+        t += dur + gap;
+        g
+    })
+}
+
+fn user_name(u: u64) -> String {
+    format!("u{u:07}@isp.example")
+}
+
+fn nas_name(n: u32) -> String {
+    format!("10.255.{}.{}", n / 250, n % 250 + 1)
+}
+
+fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let out = PathBuf::from(args.get(1).expect("OUT_DIR"));
+    let opt = |name: &str, default: u64| -> u64 {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(|v| v.parse().unwrap()).unwrap_or(default)
+    };
+    let n = opt("--sessions", 10_000_000);
+    let m = opt("--lookups", 1_000_000);
+    let seed = opt("--seed", 42);
+    let detail_sample = opt("--detail-sample", 200_000);
+    std::fs::create_dir_all(&out).unwrap();
+    let addrs = n.div_ceil(SESSIONS_PER_ADDR);
+    let users = (n / 10).max(1);
+
+    // ---- build ----
+    let cfg = ResolverConfig { clock_skew: Duration::ZERO, ..Default::default() };
+    let mut idx = SessionIndex::new(cfg);
+    let rss0 = rss_bytes();
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(200_000);
+    let mut sid: u64 = 0;
+    let mut made = 0u64;
+    'outer: for a in 0..addrs {
+        for g in sessions_of(seed, a, users) {
+            if made == n {
+                break 'outer;
+            }
+            made += 1;
+            sid += 1;
+            let ev = |status, at| {
+                SessionEvent::Radius(RadiusEvent {
+                    status,
+                    at: Timestamp::from_secs(i64::from(at)),
+                    nas: nas_name(g.nas),
+                    session_id: format!("{:08X}-{sid:08X}", g.nas),
+                    user: user_name(g.user),
+                    unique_id: None,
+                    framed_ip: Some(Ipv4Addr::from(g.addr)),
+                    prefixes: Vec::new(),
+                    session_time: None,
+                })
+            };
+            batch.push(ev(AcctStatus::Start, g.start));
+            batch.push(ev(AcctStatus::Stop, g.end));
+            if batch.len() >= 200_000 {
+                idx.add_events(batch.drain(..));
+            }
+        }
+    }
+    idx.add_events(batch.drain(..));
+    idx.compact();
+    let build = started.elapsed();
+    let rss1 = rss_bytes();
+    assert_eq!(idx.len() as u64, n);
+    let heap = idx.memory_bytes();
+
+    // ---- lookups ----
+    let mut r = Rng(seed ^ 0x1000);
+    let mut queries: Vec<(IpAddr, Option<u16>, Timestamp)> = Vec::with_capacity(m as usize);
+    for _ in 0..m {
+        let kind = r.below(10);
+        let a = r.below(addrs);
+        let sess: Vec<Gen> = sessions_of(seed, a, users).collect();
+        let k = r.below(SESSIONS_PER_ADDR) as usize;
+        let g = sess[k];
+        let (ip, at) = match kind {
+            0..=7 => (g.addr, g.start + r.below(u64::from(g.end - g.start) + 1) as u32),
+            8 => (g.addr, g.end + 1 + r.below(3600) as u32),
+            _ => (u32::from(Ipv4Addr::new(172, 16, 0, 0)) + r.below(1 << 20) as u32, g.start),
+        };
+        queries.push((IpAddr::V4(ip.into()), None, Timestamp::from_secs(i64::from(at))));
+    }
+    // Warm-up pass, then the timed pass (one thread).
+    for q in queries.iter().take(10_000) {
+        std::hint::black_box(idx.resolve_key(q.0, q.1, q.2).is_ok());
+    }
+    let mut resolved = 0u64;
+    let mut reasons = [0u64; 7];
+    // One query at a time, in the given (random) order.
+    let started = Instant::now();
+    for q in &queries {
+        std::hint::black_box(idx.resolve_key(q.0, q.1, q.2).is_ok());
+    }
+    let lookup_single = started.elapsed();
+    // Batched like the PostgreSQL side: 1000 lookups per call.
+    let started = Instant::now();
+    for chunk in queries.chunks(1000) {
+        for r in idx.resolve_keys(chunk) {
+            match r {
+                Ok(_) => resolved += 1,
+                Err(u) => reasons[Unresolved::ALL.iter().position(|x| *x == u).unwrap()] += 1,
+            }
+        }
+    }
+    let lookup = started.elapsed();
+    // The whole set as one batch.
+    let started = Instant::now();
+    std::hint::black_box(idx.resolve_keys(&queries).len());
+    let lookup_all = started.elapsed();
+    // Full answers (SessionRef built) for comparison, and the file for PostgreSQL.
+    let started_full = Instant::now();
+    let mut full = Vec::with_capacity(queries.len());
+    for chunk in queries.chunks(1000) {
+        full.extend(idx.resolve_many(chunk));
+    }
+    let lookup_full = started_full.elapsed();
+    let mut lf = std::io::BufWriter::new(std::fs::File::create(out.join("lookups.tsv")).unwrap());
+    for (q, res) in queries.iter().zip(&full) {
+        let ans = res.subscriber().map(|s| s.key.as_str()).unwrap_or("-");
+        writeln!(lf, "{}\t{}\t{}", q.0, q.2.as_secs(), ans).unwrap();
+    }
+    lf.flush().unwrap();
+
+    // ---- sessions for PostgreSQL ----
+    let mut sf = std::io::BufWriter::new(std::fs::File::create(out.join("sessions.tsv")).unwrap());
+    let mut made = 0u64;
+    'pg: for a in 0..addrs {
+        for g in sessions_of(seed, a, users) {
+            if made == n {
+                break 'pg;
+            }
+            made += 1;
+            let ts = |t: u32| Timestamp::from_secs(i64::from(t)).to_rfc3339();
+            writeln!(sf, "{}\t{}\t[{},{}]", user_name(g.user), Ipv4Addr::from(g.addr), ts(g.start), ts(g.end)).unwrap();
+        }
+    }
+    sf.flush().unwrap();
+
+    // ---- the parser on real-format detail records ----
+    let detail = out.join("detail-sample");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&detail).unwrap());
+        let mut made = 0;
+        'd: for a in 0..addrs {
+            for g in sessions_of(seed, a, users) {
+                if made >= detail_sample {
+                    break 'd;
+                }
+                made += 2;
+                for (status, at) in [("Start", g.start), ("Stop", g.end)] {
+                    let local = chrono::DateTime::from_timestamp(i64::from(at) + 9 * 3600, 0).unwrap();
+                    writeln!(
+                        f,
+                        "{}\n\tAcct-Status-Type = {status}\n\tUser-Name = \"{}\"\n\tAcct-Session-Id = \"{:08X}\"\n\tNAS-IP-Address = {}\n\tFramed-IP-Address = {}\n\tEvent-Timestamp = \"{} JST\"\n\tAcct-Unique-Session-Id = \"{:032x}\"\n\tTimestamp = {at}\n",
+                        local.format("%a %b %e %H:%M:%S %Y"),
+                        user_name(g.user),
+                        made,
+                        nas_name(g.nas),
+                        Ipv4Addr::from(g.addr),
+                        local.format("%b %e %Y %H:%M:%S"),
+                        made,
+                    )
+                    .unwrap();
+                }
+            }
+        }
+    }
+    let mut pidx = SessionIndex::new(ResolverConfig::default());
+    let started = Instant::now();
+    let ps = pidx.load_file(&detail, LogKind::RadiusDetail).unwrap();
+    let parse = started.elapsed();
+    assert_eq!(ps.rejected, 0);
+    let detail_bytes = std::fs::metadata(&detail).map(|m| m.len()).unwrap_or(0);
+
+    let per_heap = heap as f64 / n as f64;
+    let per_rss = (rss1.saturating_sub(rss0)) as f64 / n as f64;
+    let report = format!(
+        "sessions={n}\nlookups={m}\nbuild_s={:.3}\nbuild_sessions_per_s={:.0}\nheap_bytes_per_session={per_heap:.1}\nrss_bytes_per_session={per_rss:.1}\nlookup_s={:.3}\nlookups_per_s={:.0}\nlookups_single_per_s={:.0}\nlookups_one_batch_per_s={:.0}\nlookup_full_s={:.3}\nlookups_full_per_s={:.0}\nresolved={resolved}\nunresolved={}\ndetail_records={}\ndetail_mb={:.1}\ndetail_parse_s={:.3}\ndetail_records_per_s={:.0}\n",
+        build.as_secs_f64(),
+        n as f64 / build.as_secs_f64(),
+        lookup.as_secs_f64(),
+        m as f64 / lookup.as_secs_f64(),
+        m as f64 / lookup_single.as_secs_f64(),
+        m as f64 / lookup_all.as_secs_f64(),
+        lookup_full.as_secs_f64(),
+        m as f64 / lookup_full.as_secs_f64(),
+        reasons.iter().zip(Unresolved::ALL).map(|(c, u)| format!("{}:{c}", u.as_str())).collect::<Vec<_>>().join(","),
+        ps.events,
+        detail_bytes as f64 / 1e6,
+        parse.as_secs_f64(),
+        ps.events as f64 / parse.as_secs_f64(),
+    );
+    std::fs::write(out.join("kizuna.txt"), &report).unwrap();
+    print!("{report}");
+}
