@@ -79,7 +79,7 @@ pub fn zone_infos(p: &Primary) -> Vec<ZoneInfo> {
                 member: z.access.member.clone(),
                 serial: s.serial,
                 records: s.records.len(),
-                triggers: s.provenance.len(),
+                triggers: z.index.lock().map(|i| i.by_owner.len()).unwrap_or(0),
                 ixfr_from: z.zone.history_serials(),
                 notify: z.access.notify.iter().map(|a| a.to_string()).collect(),
             }
@@ -95,12 +95,12 @@ async fn provenance(State(p): State<Primary>, Query(q): Query<ProvQuery>) -> Res
     let Some(z) = p.zone(&q.zone) else {
         return (StatusCode::NOT_FOUND, format!("no zone {}\n", q.zone)).into_response();
     };
-    let s = z.zone.current();
-    let origin = s.origin.to_ascii();
+    let origin = z.zone.origin().to_ascii();
     let name = q.name.trim_end_matches('.').to_ascii_lowercase();
     let rel =
         name.strip_suffix(origin.trim_end_matches('.')).map(|r| r.trim_end_matches('.').to_owned()).unwrap_or(name);
-    match s.provenance.get(&rel) {
+    let found = z.index.lock().ok().and_then(|i| i.by_owner.get(&rel).cloned());
+    match found {
         Some(keys) => Json(ProvenanceInfo {
             zone: z.label.clone(),
             trigger: rel,

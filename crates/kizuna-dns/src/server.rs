@@ -2,16 +2,16 @@
 //! control (TSIG per zone, or an address list for secondaries without TSIG), and the UDP and
 //! TCP listeners.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::{DNSClass, Name, RData as HRData, RecordType};
 use ipnet::IpNet;
-use kizuna_rpz::RpzZone;
+use kizuna_rpz::{IndicatorKey, RData, RpzZone};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
@@ -42,10 +42,33 @@ pub struct ZoneAccess {
     pub notify: Vec<SocketAddr>,
 }
 
+/// Which indicators produced which trigger, both ways.
+#[derive(Debug, Default)]
+pub struct ZoneIndex {
+    /// Trigger owner (relative) → indicator keys.
+    pub by_owner: BTreeMap<String, BTreeSet<IndicatorKey>>,
+    /// Indicator key → its trigger owners.
+    pub by_key: HashMap<IndicatorKey, Vec<String>>,
+}
+
+impl ZoneIndex {
+    fn from_provenance(p: &BTreeMap<String, BTreeSet<IndicatorKey>>) -> Self {
+        let mut by_key: HashMap<IndicatorKey, Vec<String>> = HashMap::new();
+        for (o, ks) in p {
+            for k in ks {
+                by_key.entry(*k).or_default().push(o.clone());
+            }
+        }
+        ZoneIndex { by_owner: p.clone(), by_key }
+    }
+}
+
 /// A served zone.
 pub struct ZoneEntry {
     /// Versions.
     pub zone: VersionedZone,
+    /// Provenance of the current version.
+    pub index: Mutex<ZoneIndex>,
     /// Access rules.
     pub access: ZoneAccess,
     /// Name as text, for metrics and the API (no trailing dot).
@@ -219,7 +242,8 @@ impl Primary {
         let origin = vz.origin().clone();
         let label = origin.to_ascii().trim_end_matches('.').to_owned();
         let (serial_tx, _) = watch::channel(initial_serial);
-        let entry = Arc::new(ZoneEntry { zone: vz, access, label, serial_tx });
+        let index = Mutex::new(ZoneIndex::from_provenance(&zone.provenance));
+        let entry = Arc::new(ZoneEntry { zone: vz, index, access, label, serial_tx });
         self.record_zone_metrics(&entry);
         let mut zones = match self.inner.zones.write() {
             Ok(z) => z,
@@ -255,19 +279,81 @@ impl Primary {
         let l = ZoneLabel { zone: e.label.clone() };
         self.inner.metrics.zone_serial.get_or_create(&l).set(i64::from(snap.serial));
         self.inner.metrics.zone_records.get_or_create(&l).set(snap.records.len() as i64);
-        self.inner.metrics.zone_triggers.get_or_create(&l).set(snap.provenance.len() as i64);
+        let triggers = e.index.lock().map(|i| i.by_owner.len()).unwrap_or(0);
+        self.inner.metrics.zone_triggers.get_or_create(&l).set(triggers as i64);
     }
 
     /// Publishes new content of a zone; on a new version, NOTIFY goes out at once.
     pub fn publish(&self, zone: &RpzZone) -> Result<PublishOutcome, Error> {
         let entry = self.zone(&zone.origin).ok_or_else(|| Error::UnknownZone(zone.origin.clone()))?;
         let out = entry.zone.publish(zone)?;
+        *entry.index.lock().unwrap_or_else(|p| p.into_inner()) = ZoneIndex::from_provenance(&zone.provenance);
+        self.commit(&entry, out);
+        Ok(out)
+    }
+
+    /// Incremental publish: each indicator's new trigger owners (empty: it no longer
+    /// publishes); `ttl`/`data` are the policy's record TTL and action records. Only owners
+    /// whose indicator set becomes empty or non-empty change the zone.
+    pub fn update(
+        &self,
+        origin: &str,
+        changes: &[(IndicatorKey, Vec<String>)],
+        ttl: u32,
+        data: &[RData],
+    ) -> Result<PublishOutcome, Error> {
+        let entry = self.zone(origin).ok_or_else(|| Error::UnknownZone(origin.to_owned()))?;
+        let mut gone: BTreeSet<String> = BTreeSet::new();
+        let mut new: BTreeSet<String> = BTreeSet::new();
+        {
+            let mut idx = entry.index.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, owners) in changes {
+                let old = idx.by_key.remove(key).unwrap_or_default();
+                for o in old.iter().filter(|o| !owners.contains(o)) {
+                    if let Some(set) = idx.by_owner.get_mut(o) {
+                        set.remove(key);
+                        if set.is_empty() {
+                            idx.by_owner.remove(o);
+                            if !new.remove(o) {
+                                gone.insert(o.clone());
+                            }
+                        }
+                    }
+                }
+                for o in owners.iter().filter(|o| !old.contains(o)) {
+                    let set = idx.by_owner.entry(o.clone()).or_default();
+                    if set.is_empty() && !gone.remove(o) {
+                        new.insert(o.clone());
+                    }
+                    set.insert(*key);
+                }
+                if !owners.is_empty() {
+                    idx.by_key.insert(*key, owners.clone());
+                }
+            }
+        }
+        let origin_name = entry.zone.origin().clone();
+        let mut removed = Vec::new();
+        for o in &gone {
+            removed.extend(crate::zone::encode_owner(&origin_name, o, ttl, data)?);
+        }
+        let mut added = Vec::new();
+        for o in &new {
+            added.extend(crate::zone::encode_owner(&origin_name, o, ttl, data)?);
+        }
+        let out = entry.zone.apply(removed, added)?;
+        self.commit(&entry, out);
+        Ok(out)
+    }
+
+    fn commit(&self, entry: &Arc<ZoneEntry>, out: PublishOutcome) {
         if out.changed {
             self.inner.metrics.publishes.get_or_create(&ZoneLabel { zone: entry.label.clone() }).inc();
             self.record_zone_metrics(&entry);
             entry.serial_tx.send_replace(out.serial);
+        } else {
+            self.record_zone_metrics(entry);
         }
-        Ok(out)
     }
 
     fn find_zone(&self, qname: &Name) -> Option<Arc<ZoneEntry>> {

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kizuna_model::{Indicator, Timestamp};
-use kizuna_rpz::{Entry, Granularity, IndicatorKey, RpzZone, client_passthru_zone, generate};
+use kizuna_rpz::{
+    Entry, Granularity, IndicatorKey, RpzZone, action_records, client_passthru_zone, generate, triggers_for,
+};
 use kizuna_store::indicators::{IndicatorRecord, IndicatorStore};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Notify;
@@ -31,12 +33,26 @@ pub struct FeedItem {
     pub granularity: Granularity,
 }
 
+/// One change of the feed.
+#[derive(Debug, Clone)]
+pub struct FeedChange {
+    /// Its change sequence number.
+    pub seq: u64,
+    /// The indicator as it now is.
+    pub item: FeedItem,
+    /// Whether it is to be published now.
+    pub publishable: bool,
+}
+
 /// Where the primary reads indicators from.
 pub trait IndicatorFeed: Send + Sync {
-    /// A number that changes whenever the set of publishable indicators may have changed.
+    /// The newest change sequence number.
     fn change_seq(&self) -> Result<u64, Error>;
     /// Every indicator publishable at `now`.
     fn active(&self, now: Timestamp) -> Result<Vec<FeedItem>, Error>;
+    /// Changes after `after` in order, at most `limit`; `None` when they are no longer
+    /// available (the caller reloads everything with [`IndicatorFeed::active`]).
+    fn changes_since(&self, after: u64, limit: usize, now: Timestamp) -> Result<Option<Vec<FeedChange>>, Error>;
 }
 
 /// How a record's URL granularity is decided (the indicator policy's `publish_granularity`).
@@ -73,13 +89,44 @@ impl<S: IndicatorStore + ?Sized> IndicatorFeed for StoreFeed<S> {
             .map(|r| FeedItem { key: r.key, granularity: (self.granularity)(&r), indicator: r.indicator })
             .collect())
     }
+    fn changes_since(&self, after: u64, limit: usize, now: Timestamp) -> Result<Option<Vec<FeedChange>>, Error> {
+        let recs = self.store.indicator_changes_since(after, limit).map_err(|e| Error::Store(e.to_string()))?;
+        Ok(Some(
+            recs.into_iter()
+                .map(|r| FeedChange {
+                    seq: r.change_seq,
+                    publishable: r.is_publishable(now),
+                    item: FeedItem { key: r.key, granularity: (self.granularity)(&r), indicator: r.indicator.clone() },
+                })
+                .collect(),
+        ))
+    }
 }
+
+const MEMORY_LOG: usize = 1 << 20;
 
 /// An in-process feed (indicators handed over directly, e.g. by an embedding process).
 #[derive(Default)]
 pub struct MemoryFeed {
-    inner: Mutex<(u64, BTreeMap<IndicatorKey, FeedItem>)>,
+    inner: Mutex<MemState>,
     wake: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct MemState {
+    seq: u64,
+    items: BTreeMap<IndicatorKey, FeedItem>,
+    log: std::collections::VecDeque<FeedChange>,
+}
+
+impl MemState {
+    fn log(&mut self, item: FeedItem, publishable: bool) {
+        self.seq += 1;
+        self.log.push_back(FeedChange { seq: self.seq, item, publishable });
+        if self.log.len() > MEMORY_LOG {
+            self.log.pop_front();
+        }
+    }
 }
 
 impl MemoryFeed {
@@ -92,9 +139,9 @@ impl MemoryFeed {
     pub fn upsert(&self, items: impl IntoIterator<Item = FeedItem>) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for i in items {
-            g.1.insert(i.key, i);
+            g.items.insert(i.key, i.clone());
+            g.log(i, true);
         }
-        g.0 += 1;
         drop(g);
         self.wake.notify_one();
     }
@@ -103,9 +150,10 @@ impl MemoryFeed {
     pub fn remove(&self, keys: &[IndicatorKey]) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for k in keys {
-            g.1.remove(k);
+            if let Some(i) = g.items.remove(k) {
+                g.log(i, false);
+            }
         }
-        g.0 += 1;
         drop(g);
         self.wake.notify_one();
     }
@@ -118,11 +166,27 @@ impl MemoryFeed {
 
 impl IndicatorFeed for MemoryFeed {
     fn change_seq(&self) -> Result<u64, Error> {
-        Ok(self.inner.lock().unwrap_or_else(|p| p.into_inner()).0)
+        Ok(self.inner.lock().unwrap_or_else(|p| p.into_inner()).seq)
     }
     fn active(&self, now: Timestamp) -> Result<Vec<FeedItem>, Error> {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(g.1.values().filter(|i| i.indicator.expires > now).cloned().collect())
+        Ok(g.items.values().filter(|i| i.indicator.expires > now).cloned().collect())
+    }
+    fn changes_since(&self, after: u64, limit: usize, now: Timestamp) -> Result<Option<Vec<FeedChange>>, Error> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match g.log.front() {
+            Some(f) if f.seq > after + 1 => return Ok(None),
+            None if g.seq > after => return Ok(None),
+            _ => {}
+        }
+        Ok(Some(
+            g.log
+                .iter()
+                .filter(|c| c.seq > after)
+                .take(limit)
+                .map(|c| FeedChange { publishable: c.publishable && c.item.indicator.expires > now, ..c.clone() })
+                .collect(),
+        ))
     }
 }
 
@@ -164,6 +228,7 @@ pub struct Service {
     config: DnsConfig,
     feed: Arc<dyn IndicatorFeed>,
     wake: Arc<Notify>,
+    seq: u64,
 }
 
 impl Service {
@@ -173,6 +238,7 @@ impl Service {
         let ring = config.validate()?;
         let primary = Primary::new(ring, metrics);
         let now = Timestamp::now();
+        let seq = feed.change_seq()?;
         let items = feed.active(now)?;
         let saved = load_serials(config.serial_state.as_deref());
         let base = u32::try_from(now.as_secs().max(0)).unwrap_or(u32::MAX);
@@ -194,12 +260,64 @@ impl Service {
                 skipped = zone.skipped.len(), "zone loaded");
         }
         save_serials(config.serial_state.as_deref(), &primary);
-        Ok(Service { primary, config, feed, wake: Arc::new(Notify::new()) })
+        Ok(Service { primary, config, feed, wake: Arc::new(Notify::new()), seq })
     }
 
     /// Republish at once whenever `n` is notified (in-process producers), besides polling.
     pub fn wake_on(&mut self, n: Arc<Notify>) {
         self.wake = n;
+    }
+
+    /// Applies the feed's changes since the last call to every indicator zone, incrementally
+    /// (falls back to [`Service::republish`] when the feed lost them). Returns zones changed.
+    pub fn follow(&mut self) -> Result<usize, Error> {
+        const BATCH: usize = 10_000;
+        let t = Instant::now();
+        let mut changed = 0;
+        loop {
+            let now = Timestamp::now();
+            let Some(batch) = self.feed.changes_since(self.seq, BATCH, now)? else {
+                let seq = self.feed.change_seq()?;
+                changed += self.republish()?;
+                self.seq = seq;
+                return Ok(changed);
+            };
+            let Some(last) = batch.last().map(|c| c.seq) else { break };
+            for z in self.config.zones.iter().filter(|z| z.passthru_clients.is_none()) {
+                let changes: Vec<(IndicatorKey, Vec<String>)> = batch
+                    .iter()
+                    .map(|c| {
+                        let owners = if c.publishable {
+                            let e = Entry {
+                                key: c.item.key,
+                                indicator: &c.item.indicator,
+                                granularity: c.item.granularity,
+                            };
+                            triggers_for(&z.policy, e, now).unwrap_or_default()
+                        } else {
+                            Vec::new()
+                        };
+                        (c.item.key, owners)
+                    })
+                    .collect();
+                let out =
+                    self.primary.update(&z.policy.zone_name, &changes, z.policy.ttl, &action_records(&z.policy))?;
+                if out.changed {
+                    changed += 1;
+                    tracing::info!(zone = %z.policy.zone_name, serial = out.serial, added = out.added,
+                        removed = out.removed, "zone updated");
+                }
+            }
+            self.seq = last;
+            if batch.len() < BATCH {
+                break;
+            }
+        }
+        if changed > 0 {
+            save_serials(self.config.serial_state.as_deref(), &self.primary);
+            self.primary.metrics().publish_duration.observe(t.elapsed().as_secs_f64());
+        }
+        Ok(changed)
     }
 
     /// Regenerates every zone from the feed and publishes the ones that changed.
@@ -237,7 +355,7 @@ impl Service {
     }
 
     /// Like [`Service::run`] on sockets already bound.
-    pub async fn run_on(self, udp: UdpSocket, tcp: TcpListener, http: Option<TcpListener>) -> Result<(), Error> {
+    pub async fn run_on(mut self, udp: UdpSocket, tcp: TcpListener, http: Option<TcpListener>) -> Result<(), Error> {
         let source: IpAddr = udp.local_addr()?.ip();
         tracing::info!(listen = %udp.local_addr()?, "DNS primary serving");
         let ring = self.config.validate()?;
@@ -258,28 +376,33 @@ impl Service {
         let server = tokio::spawn(self.primary.clone().serve(udp, tcp));
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
         let sweep = Duration::from_secs(self.config.expiry_sweep_secs.max(1));
-        let mut last_seq = self.feed.change_seq().ok();
         let mut last_sweep = Instant::now();
+        let wake = self.wake.clone();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
-                _ = self.wake.notified() => {}
+                _ = wake.notified() => {}
             }
             let seq = match self.feed.change_seq() {
-                Ok(s) => Some(s),
+                Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("indicator feed: {e}");
                     continue;
                 }
             };
-            if seq != last_seq || last_sweep.elapsed() >= sweep {
+            if last_sweep.elapsed() >= sweep {
+                // expiries produce no change record until the store marks them: regenerate
                 match self.republish() {
                     Ok(_) => {
-                        last_seq = seq;
+                        self.seq = seq;
                         last_sweep = Instant::now();
                     }
                     Err(e) => tracing::warn!("republish: {e}"),
                 }
+            } else if seq != self.seq
+                && let Err(e) = self.follow()
+            {
+                tracing::warn!("indicator changes: {e}");
             }
             if server.is_finished() {
                 break;

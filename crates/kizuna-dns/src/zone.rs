@@ -6,13 +6,13 @@
 //! those bytes: a difference is a merge of two sorted lists, a transfer a concatenation, and a
 //! version shares every unchanged record with the previous one.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, RwLock};
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA};
 use hickory_proto::rr::{Name, RData as HRData, Record as HRecord};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
-use kizuna_rpz::{IndicatorKey, RData, RpzZone, SoaParams};
+use kizuna_rpz::{RData, RpzZone, SoaParams};
 
 use crate::Error;
 
@@ -42,8 +42,6 @@ pub struct Snapshot {
     pub soa_ttl: u32,
     /// Every record but the SOA, sorted by wire bytes, no duplicates.
     pub records: Arc<Vec<WireRr>>,
-    /// Trigger owner (relative) → indicator keys.
-    pub provenance: Arc<BTreeMap<String, BTreeSet<IndicatorKey>>>,
 }
 
 impl Snapshot {
@@ -166,6 +164,25 @@ pub fn soa_wire(origin: &Name, soa: &SoaParams, ttl: u32, serial: u32) -> Result
     encode(&HRecord::from_rdata(origin.clone(), ttl, HRData::SOA(rd)))
 }
 
+fn to_hrdata(d: &RData) -> Result<HRData, Error> {
+    Ok(match d {
+        RData::Cname(t) => HRData::CNAME(CNAME(parse_name(t)?)),
+        RData::Ns(t) => HRData::NS(NS(parse_name(t)?)),
+        RData::A(a) => HRData::A(A(*a)),
+        RData::Aaaa(a) => HRData::AAAA(AAAA(*a)),
+    })
+}
+
+/// The records of one trigger owner (relative to `origin`) carrying `data`.
+pub fn encode_owner(origin: &Name, owner: &str, ttl: u32, data: &[RData]) -> Result<Vec<WireRr>, Error> {
+    let name = if owner.is_empty() {
+        origin.clone()
+    } else {
+        Name::parse(owner, Some(origin)).map_err(|e| Error::Name(format!("{owner:?}: {e}")))?
+    };
+    data.iter().map(|d| Ok(Arc::from(encode(&HRecord::from_rdata(name.clone(), ttl, to_hrdata(d)?))?))).collect()
+}
+
 /// Encodes a generated zone's records (sorted, unique).
 pub fn encode_zone(zone: &RpzZone) -> Result<(Name, Vec<WireRr>), Error> {
     let origin = parse_name(&zone.origin)?.to_lowercase();
@@ -184,12 +201,7 @@ pub fn encode_zone(zone: &RpzZone) -> Result<(Name, Vec<WireRr>), Error> {
                 n
             }
         };
-        let rd = match &r.data {
-            RData::Cname(t) => HRData::CNAME(CNAME(parse_name(t)?)),
-            RData::Ns(t) => HRData::NS(NS(parse_name(t)?)),
-            RData::A(a) => HRData::A(A(*a)),
-            RData::Aaaa(a) => HRData::AAAA(AAAA(*a)),
-        };
+        let rd = to_hrdata(&r.data)?;
         out.push(Arc::from(encode(&HRecord::from_rdata(owner, r.ttl, rd))?));
     }
     out.sort();
@@ -233,7 +245,6 @@ impl VersionedZone {
             soa: zone.soa.clone(),
             soa_ttl: zone.soa_ttl,
             records: Arc::new(records),
-            provenance: Arc::new(zone.provenance.clone()),
         };
         Ok(VersionedZone {
             origin,
@@ -277,12 +288,7 @@ impl VersionedZone {
         let cur = d.current.clone();
         let (removed, added) = diff_sorted(&cur.records, &records);
         let soa_changed = cur.soa != zone.soa || cur.soa_ttl != zone.soa_ttl;
-        let provenance_changed = *cur.provenance != zone.provenance;
         if removed.is_empty() && added.is_empty() && !soa_changed {
-            if provenance_changed {
-                let snap = Snapshot { provenance: Arc::new(zone.provenance.clone()), ..clone_snapshot(&cur) };
-                d.current = Arc::new(snap);
-            }
             return Ok(PublishOutcome { serial: cur.serial, changed: false, added: 0, removed: 0 });
         }
         let serial = serial_next(cur.serial);
@@ -298,7 +304,61 @@ impl VersionedZone {
             soa: zone.soa.clone(),
             soa_ttl: zone.soa_ttl,
             records: Arc::new(records),
-            provenance: Arc::new(zone.provenance.clone()),
+        });
+        Ok(outcome)
+    }
+
+    /// Applies a difference directly (the incremental path: no full zone is built). Records
+    /// to remove that are absent and records to add that are present are ignored, so the
+    /// stored difference is exact.
+    pub fn apply(&self, mut removed: Vec<WireRr>, mut added: Vec<WireRr>) -> Result<PublishOutcome, Error> {
+        removed.sort();
+        removed.dedup();
+        added.sort();
+        added.dedup();
+        let mut d = match self.data.write() {
+            Ok(d) => d,
+            Err(p) => p.into_inner(),
+        };
+        let cur = d.current.clone();
+        let old = &cur.records;
+        let present = |r: &WireRr| old.binary_search(r).is_ok();
+        // a record both removed and added stays as it is
+        let both: BTreeSet<WireRr> = removed.iter().filter(|r| added.binary_search(r).is_ok()).cloned().collect();
+        removed.retain(|r| present(r) && !both.contains(r));
+        added.retain(|r| !present(r) && !both.contains(r));
+        if removed.is_empty() && added.is_empty() {
+            return Ok(PublishOutcome { serial: cur.serial, changed: false, added: 0, removed: 0 });
+        }
+        let mut records = Vec::with_capacity(old.len() + added.len() - removed.len().min(old.len() + added.len()));
+        let (mut i, mut j, mut k) = (0, 0, 0);
+        while i < old.len() {
+            if k < removed.len() && old[i] == removed[k] {
+                i += 1;
+                k += 1;
+                continue;
+            }
+            if j < added.len() && added[j] < old[i] {
+                records.push(added[j].clone());
+                j += 1;
+                continue;
+            }
+            records.push(old[i].clone());
+            i += 1;
+        }
+        records.extend_from_slice(&added[j..]);
+        let serial = serial_next(cur.serial);
+        let outcome = PublishOutcome { serial, changed: true, added: added.len(), removed: removed.len() };
+        d.history.push_back(Arc::new(Diff { from: cur.serial, to: serial, removed, added }));
+        while d.history.len() > self.history_len {
+            d.history.pop_front();
+        }
+        d.current = Arc::new(Snapshot {
+            origin: cur.origin.clone(),
+            serial,
+            soa: cur.soa.clone(),
+            soa_ttl: cur.soa_ttl,
+            records: Arc::new(records),
         });
         Ok(outcome)
     }
@@ -352,17 +412,6 @@ impl VersionedZone {
     }
 }
 
-fn clone_snapshot(s: &Snapshot) -> Snapshot {
-    Snapshot {
-        origin: s.origin.clone(),
-        serial: s.serial,
-        soa: s.soa.clone(),
-        soa_ttl: s.soa_ttl,
-        records: s.records.clone(),
-        provenance: s.provenance.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,7 +428,7 @@ mod tests {
             soa: SoaParams::default(),
             soa_ttl: 30,
             records,
-            provenance: BTreeMap::new(),
+            provenance: Default::default(),
             skipped: vec![],
         }
     }
@@ -420,6 +469,23 @@ mod tests {
         assert!(matches!(z.ixfr(u32::MAX - 1), Ixfr::Full(_)));
         assert!(matches!(z.ixfr(u32::MAX), Ixfr::Incremental { .. }));
         assert_eq!(z.history_serials(), vec![u32::MAX, 0, 1]);
+    }
+
+    #[test]
+    fn apply_matches_publish() {
+        let a = VersionedZone::new(&zone(&["a", "b", "c"]), 10, 8).unwrap();
+        let b = VersionedZone::new(&zone(&["a", "b", "c"]), 10, 8).unwrap();
+        let o = a.origin().clone();
+        let enc = |n: &str| encode_owner(&o, n, 30, &[RData::Cname(".".into())]).unwrap();
+        let out = a.apply([enc("b"), enc("zz")].concat(), [enc("d"), enc("a"), enc("0")].concat()).unwrap();
+        assert_eq!((out.serial, out.added, out.removed), (11, 2, 1)); // "a" present, "zz" absent
+        b.publish(&zone(&["0", "a", "c", "d"])).unwrap();
+        assert_eq!(a.current().records, b.current().records);
+        assert!(!a.apply(vec![], enc("a")).unwrap().changed);
+        match a.ixfr(10) {
+            Ixfr::Incremental { removed, added, .. } => assert_eq!((removed.len(), added.len()), (1, 2)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -589,6 +589,23 @@ pub fn generate<'a>(
     Ok(b.finish(policy, apex))
 }
 
+/// The records every trigger of this policy carries (its action), in zone order.
+pub fn action_records(policy: &RpzPolicy) -> Vec<RData> {
+    let mut v = action_rdata(&policy.action);
+    v.sort();
+    v
+}
+
+/// The trigger owners (relative) one indicator produces under a policy, or why none: the
+/// incremental form of [`generate`] (a zone is the union of its entries' triggers).
+pub fn triggers_for(policy: &RpzPolicy, entry: Entry<'_>, now: Timestamp) -> Result<Vec<String>, SkipReason> {
+    let z = generate(policy, [entry], now).map_err(|_| SkipReason::InvalidValue)?;
+    if let Some((_, r)) = z.skipped.first() {
+        return Err(*r);
+    }
+    Ok(z.provenance.into_keys().collect())
+}
+
 /// A per-ISP client policy zone: `rpz-client-ip` triggers with `CNAME rpz-passthru.` for the
 /// given client addresses/prefixes. Listed first in a resolver's `response-policy` (BIND: the
 /// first zone wins, and CLIENT-IP triggers outrank QNAME triggers), it exempts those clients
