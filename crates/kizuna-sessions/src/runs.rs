@@ -108,6 +108,14 @@ impl<T: Ord + Copy + Radix> SortedRuns<T> {
         if self.runs.len() == 1 && self.pending.is_empty() { &self.runs[0] } else { &[] }
     }
 
+    /// With a lookup table: the bucket of the compacted run that holds radix `r`.
+    #[inline]
+    pub(crate) fn bucket(&self, r: u32) -> Option<&[T]> {
+        let run = self.runs.first()?;
+        self.lut.as_ref().filter(|l| l.run_len == run.len())?;
+        Some(self.slice(0, run, r))
+    }
+
     /// The part of run `i` that can hold keys with radix `r` (the whole run without a LUT).
     #[inline]
     fn slice<'a>(&self, i: usize, run: &'a [T], r: u32) -> &'a [T] {
