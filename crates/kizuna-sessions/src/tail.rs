@@ -93,20 +93,35 @@ impl SessionTailer {
         for (root, kind) in &self.roots {
             collect(root, *kind, 0, &mut found);
         }
+        let own = [self.state_file.clone(), self.state_file.with_extension("tmp")];
+        found.retain(|f| !own.contains(&f.0));
         found.sort_by(|a, b| a.0.cmp(&b.0));
         let mut summary = LoadSummary::default();
         let mut changed = false;
-        // Renames: a path we do not know whose inode we follow under a path that is gone.
-        let present: std::collections::HashSet<&PathBuf> = found.iter().map(|f| &f.0).collect();
-        let vanished: Vec<PathBuf> = self.files.keys().filter(|p| !present.contains(p)).cloned().collect();
+        let current: HashMap<PathBuf, (u64, u64)> =
+            found.iter().map(|(p, _, m)| (p.clone(), (m.dev(), m.ino()))).collect();
+        // Renames: a new path whose inode we follow under a path that is gone or now holds
+        // another file keeps that state (and offset).
+        for (path, kind, meta) in &found {
+            if self.files.contains_key(path) {
+                continue;
+            }
+            let id = (meta.dev(), meta.ino());
+            let moved_from = self
+                .files
+                .iter()
+                .find(|(p, s)| (s.dev, s.ino) == id && s.kind == *kind && current.get(*p) != Some(&id))
+                .map(|(p, _)| p.clone());
+            if let Some(state) = moved_from.and_then(|p| self.files.remove(&p)) {
+                self.files.insert(path.clone(), state);
+                changed = true;
+            }
+        }
         for (path, kind, meta) in &found {
             if !self.files.contains_key(path) {
-                let moved = vanished.iter().find(|old| {
-                    self.files.get(*old).is_some_and(|s| s.dev == meta.dev() && s.ino == meta.ino() && s.kind == *kind)
-                });
-                let state = match moved.and_then(|old| self.files.remove(old)) {
-                    Some(s) => s,
-                    None => FileState {
+                self.files.insert(
+                    path.clone(),
+                    FileState {
                         kind: *kind,
                         dev: meta.dev(),
                         ino: meta.ino(),
@@ -116,16 +131,13 @@ impl SessionTailer {
                         safe_line: 0,
                         parser: None,
                     },
-                };
-                self.files.insert(path.clone(), state);
+                );
                 changed = true;
             }
         }
-        for old in vanished {
-            if self.files.remove(&old).is_some() {
-                changed = true;
-            }
-        }
+        let before = self.files.len();
+        self.files.retain(|p, _| current.contains_key(p));
+        changed |= self.files.len() != before;
         let opts = index.config().parse.clone();
         for (path, _, meta) in &found {
             let Some(st) = self.files.get_mut(path) else { continue };
