@@ -375,6 +375,9 @@ pub struct DayCounts {
     pub infected: u64,
 }
 
+/// One observation of a case: its time, source address, source port and IntelMQ event JSON.
+pub type CaseObservation = (Timestamp, Option<String>, Option<u16>, String);
+
 /// The agent database.
 pub struct AgentStore {
     conn: Mutex<Connection>,
@@ -755,11 +758,7 @@ impl AgentStore {
     }
 
     /// A case's observations, newest first: (time, ip, port, event JSON).
-    pub fn case_observations(
-        &self,
-        case_id: i64,
-        limit: usize,
-    ) -> Result<Vec<(Timestamp, Option<String>, Option<u16>, String)>> {
+    pub fn case_observations(&self, case_id: i64, limit: usize) -> Result<Vec<CaseObservation>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT t, ip, port, event FROM observations WHERE case_id = ?1 ORDER BY t DESC LIMIT ?2",

@@ -69,6 +69,8 @@ enum Command {
         #[command(subcommand)]
         command: SensorCommand,
     },
+    /// Crawl seed URLs for drive-by chains; report malicious URLs; notify site owners.
+    Crawl(crate::crawl::CrawlArgs),
     /// Generate deterministic, realistic test data.
     Generate {
         #[command(subcommand)]
@@ -76,6 +78,8 @@ enum Command {
     },
     /// Run the whole hub loop on the bundled sample data in an embedded store.
     Demo(crate::demo::DemoArgs),
+    /// The ISP agent: pull observations, resolve subscribers, graduated notices, counts to the hub.
+    Isp(crate::isp::IspArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -320,8 +324,10 @@ pub fn run() -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Crawl(args) => crate::crawl::run(&args),
         Command::Generate { command } => crate::demo::generate(command),
         Command::Demo(args) => crate::demo::run(&env, &args),
+        Command::Isp(args) => crate::isp::run(args),
     }
 }
 

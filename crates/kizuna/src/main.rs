@@ -5,8 +5,10 @@
 
 mod cli;
 mod config;
+mod crawl;
 mod demo;
 mod ingest;
+mod isp;
 
 use std::process::ExitCode;
 
