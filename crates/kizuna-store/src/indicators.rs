@@ -651,8 +651,11 @@ pub mod conformance {
     /// A factory making a fresh, empty store.
     pub type MakeIndicatorStore<'a> = &'a dyn Fn() -> Box<dyn IndicatorStore>;
 
+    /// One check.
+    pub type Check = fn(MakeIndicatorStore<'_>);
+
     /// Every check, by name.
-    pub const CHECKS: &[(&str, fn(MakeIndicatorStore<'_>))] = &[
+    pub const CHECKS: &[(&str, Check)] = &[
         ("insert_and_read_back", insert_and_read_back),
         ("merge_rules", merge_rules),
         ("non_canonical_rejected", non_canonical_rejected),
