@@ -583,11 +583,21 @@ impl SessionIndex {
     /// key or the reason, without building session references.
     pub fn resolve_keys(&self, queries: &[(IpAddr, Option<u16>, Timestamp)]) -> Vec<Result<&str, Unresolved>> {
         let mut out = vec![Err(Unresolved::NoSession); queries.len()];
+        let mut ids = [Err(Unresolved::NoSession); GROUP];
         for group in address_order(queries).chunks(GROUP) {
             self.touch(queries, group);
-            for &i in group {
+            for (k, &i) in group.iter().enumerate() {
                 let (ip, port, at) = queries[i as usize];
-                out[i as usize] = self.resolve_key(ip, port, at);
+                ids[k] = self.resolve_id(ip, port, at).map(|(id, _)| self.sessions[id as usize].sub);
+            }
+            // The subscribers' strings, again all loads first.
+            let mut x = 0u8;
+            for sub in ids[..group.len()].iter().flatten() {
+                x ^= self.subs.get(*sub).as_bytes().first().copied().unwrap_or(0);
+            }
+            std::hint::black_box(x);
+            for (k, &i) in group.iter().enumerate() {
+                out[i as usize] = ids[k].map(|sub| self.subs.get(sub));
             }
         }
         out
