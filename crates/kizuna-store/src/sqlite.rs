@@ -63,6 +63,9 @@ mod indicators;
 #[path = "sqlite_stats.rs"]
 mod stats;
 
+#[path = "sqlite_console.rs"]
+mod console;
+
 /// Schema version this code writes; [`SqliteStore::open`] migrates older files up to it and
 /// refuses newer ones.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -405,6 +408,7 @@ impl SqliteStore {
         }
         stats::migrate(conn)?;
         indicators::migrate(conn)?;
+        console::migrate(conn)?;
         Ok(())
     }
 
@@ -660,6 +664,8 @@ impl std::hash::Hasher for IdHasher {
 /// One observation of a batch, prepared for insertion outside the writer lock.
 struct Row<'a> {
     id: &'a [u8; 16],
+    /// The observation (for the console aggregates).
+    obs: &'a kizuna_model::Observation,
     member: Option<i64>,
     feed: &'a str,
     /// Retention time: time.source, else time.observation.
@@ -907,6 +913,13 @@ impl Writer {
         for (m, n) in per_member {
             add_counter(&tx, "member", m, n)?;
         }
+        // Console aggregates, in the same transaction (sqlite_console.rs).
+        let new_rows: Vec<console::NewRow<'_>> = fresh
+            .iter()
+            .enumerate()
+            .map(|(k, r)| console::NewRow { obs: r.obs, member: r.member, t: r.t, seq: seq(k) })
+            .collect();
+        console::record(&tx, &new_rows, now)?;
         tx.commit().sql()?;
         Ok(out)
     }
@@ -1002,6 +1015,7 @@ impl Store for SqliteStore {
             };
             rows.push(Row {
                 id: &r.id.0,
+                obs: o,
                 member: r.member.map(|m| i64::from(m.0)),
                 feed: &o.feed.name,
                 t: o.time_source.unwrap_or(o.time_observation).as_micros(),
