@@ -98,12 +98,18 @@ def main():
         pb = copy_s + index_s
         f.write(f"| load (build index) | {kb:.1f} s | {pb:.1f} s (COPY {copy_s:.1f} s + GiST {index_s:.1f} s) | {pb / kb:.1f}× |\n")
         f.write(f"| memory per session | {float(k['heap_bytes_per_session']):.1f} B heap, "
-                f"{float(k['rss_bytes_per_session']):.1f} B RSS | {size / rows:.1f} B on disk (table + index) | "
-                f"{size / rows / float(k['rss_bytes_per_session']):.1f}× |\n")
+                f"{float(k['rss_bytes_per_session']):.1f} B RSS | {size / rows:.1f} B on disk (table + GiST index) | "
+                f"{size / rows / float(k['heap_bytes_per_session']):.1f}× less |\n")
         f.write(f"| lookups/s | {kz_rate:,.0f} (1 thread, subscriber key) | {pg_rate:,.0f} ({conns} connections, "
                 f"prepared, 1000 per query) | {kz_rate / pg_rate:.0f}× |\n")
+        kz_thr = float(k["lookups_threads_per_s"])
+        f.write(f"| lookups/s, same cores | {kz_thr:,.0f} ({k['threads']} threads, subscriber key) | {pg_rate:,.0f} "
+                f"({conns} connections) | {kz_thr / pg_rate:.0f}× |\n")
+        f.write(f"| lookups/s per core | {kz_rate:,.0f} | {pg_rate / conns:,.0f} (per connection) | "
+                f"{kz_rate / (pg_rate / conns):.0f}× |\n")
         f.write(f"| lookups/s, full answer | {kz_full:,.0f} (1 thread, with session reference) | {pg_rate:,.0f} | "
                 f"{kz_full / pg_rate:.0f}× |\n")
+        f.write(f"| lookups/s, one at a time, random order | {float(k['lookups_single_per_s']):,.0f} | | |\n")
         f.write(f"\nkizuna resolved {k['resolved']} of {n}; unresolved by reason: {k['unresolved']}.\n")
         f.write(f"kizuna's FreeRADIUS detail parser: {int(k['detail_records']):,} records "
                 f"({float(k['detail_mb']):.0f} MB) in {float(k['detail_parse_s']):.2f} s = "

@@ -571,9 +571,10 @@ impl SessionIndex {
         for &i in group {
             if let IpAddr::V4(a) = canonical_ip(queries[i as usize].0)
                 && let Some(b) = self.v4.bucket(u32::from(a))
-                && let (Some(f), Some(l)) = (b.first(), b.last())
             {
-                x ^= self.sessions[f.1 as usize].start ^ self.sessions[l.1 as usize].end;
+                for &(_, id) in b.iter().take(GROUP) {
+                    x ^= self.sessions[id as usize].start;
+                }
             }
         }
         std::hint::black_box(x);
