@@ -31,6 +31,21 @@ pub struct CrawlConfig {
     pub report: Report,
     /// Telling site owners.
     pub notify: Notify,
+    /// The hub: where observations go and known-bad indicators come from.
+    pub hub: HubLink,
+}
+
+/// The hub link (the CLI's `--hub` and `--token-file` override these).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubLink {
+    /// Base URL, e.g. `https://hub.isac.example`.
+    pub url: Option<String>,
+    /// File holding the sensor token used to push observations.
+    pub sensor_token_file: Option<PathBuf>,
+    /// File holding a member or analyst token used to read `GET /api/v1/indicators` (active
+    /// URL, domain and hash indicators join the judge's known-bad lists). Unset: files only.
+    pub indicator_token_file: Option<PathBuf>,
 }
 
 /// The identity of the "vulnerable browser" the crawler plays.
@@ -236,5 +251,25 @@ impl CrawlConfig {
     /// `data_dir`, or `./kizuna-crawl` when unset.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| PathBuf::from("kizuna-crawl"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_unknown_keys_are_rejected() {
+        let text = include_str!("../../../kizuna-crawl.example.toml");
+        let c = CrawlConfig::from_toml(text, "kizuna-crawl.example.toml").expect("example parses");
+        assert_eq!(c.identity.accept_language, "ja,en;q=0.8");
+        assert_eq!(c.limits.max_download_bytes, 32 << 20);
+        assert_eq!(c.report.tlp, "AMBER");
+        let e = CrawlConfig::from_toml("[limits]\nmax_dept = 3\n", "x.toml").expect_err("typo rejected");
+        assert!(e.to_string().contains("x.toml") && e.to_string().contains("max_dept"), "{e}");
+        let e = CrawlConfig::from_toml("[report]\ntlp = \"PURPLE\"\n", "y.toml").expect_err("bad tlp");
+        assert!(e.to_string().contains("report.tlp"), "{e}");
+        let c = CrawlConfig::from_toml("[resolve]\n\"blog.example.jp\" = \"127.0.0.1:8080\"\n", "z").expect("resolve");
+        assert_eq!(c.resolve["blog.example.jp"].port(), 8080);
     }
 }

@@ -66,3 +66,8 @@ impl CrawlError {
         CrawlError::Io { path: path.display().to_string(), source }
     }
 }
+
+/// Re-exported for callers that hold the crawler's HTTP clients.
+pub use reqwest;
+/// Re-exported: seeds are `url::Url`s.
+pub use url::Url;

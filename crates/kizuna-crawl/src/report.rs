@@ -164,3 +164,54 @@ pub fn hub_client(config: &crate::config::CrawlConfig) -> Result<reqwest::Client
         .build()
         .map_err(|e| CrawlError::Config(format!("hub client: {e}")))
 }
+
+/// Reads the hub's active indicators (`GET /api/v1/indicators`, paged by `after`) and adds URL,
+/// domain and hash indicators to the judge. Returns how many were added.
+pub async fn load_hub_indicators(
+    client: &reqwest::Client,
+    hub: &str,
+    token: &str,
+    judge: &mut crate::Judge,
+) -> Result<usize, CrawlError> {
+    let mut after: Option<u64> = None;
+    let mut added = 0;
+    loop {
+        let mut url = Url::parse(&format!("{}/api/v1/indicators", hub.trim_end_matches('/')))
+            .map_err(|e| CrawlError::Hub(format!("hub URL {hub:?}: {e}")))?;
+        url.query_pairs_mut().append_pair("state", "active").append_pair("limit", "10000");
+        if let Some(a) = after {
+            url.query_pairs_mut().append_pair("after", &a.to_string());
+        }
+        let resp = client
+            .get(url.clone())
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| CrawlError::Hub(format!("GET {url}: {e}")))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| CrawlError::Hub(format!("GET {url}: {e}")))?;
+        if !status.is_success() {
+            return Err(CrawlError::Hub(format!("GET {url}: {status}: {}", body.trim())));
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| CrawlError::Hub(format!("GET {url}: bad JSON: {e}")))?;
+        let list = v.get("indicators").and_then(|l| l.as_array()).cloned().unwrap_or_default();
+        if list.is_empty() {
+            return Ok(added);
+        }
+        for i in &list {
+            if let (Some(k), Some(val)) =
+                (i.get("kind").and_then(|k| k.as_str()), i.get("value").and_then(|k| k.as_str()))
+            {
+                if matches!(k, "url" | "domain" | "sha256" | "sha1" | "md5") {
+                    judge.add_indicator(k, val);
+                    added += 1;
+                }
+            }
+        }
+        match v.get("next_after").and_then(|n| n.as_u64()) {
+            Some(n) if Some(n) != after => after = Some(n),
+            _ => return Ok(added),
+        }
+    }
+}
