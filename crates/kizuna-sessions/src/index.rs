@@ -339,6 +339,10 @@ impl SessionIndex {
         if let Some(id) = found {
             let s = self.sessions[id as usize];
             let same_session = s.end == OPEN || t <= s.end || e.status == AcctStatus::Stop && s.flags & F_RESET != 0;
+            if same_session && e.status == AcctStatus::Stop && t < s.start {
+                // A late copy of the Stop of an earlier session that used the same key.
+                return true;
+            }
             if same_session {
                 let s = &mut self.sessions[id as usize];
                 match e.status {
@@ -496,6 +500,9 @@ impl SessionIndex {
 
     fn port_block(&mut self, b: &PortBlockEvent) -> bool {
         let Some(t) = secs(b.at) else { return false };
+        if b.port_lo > b.port_hi {
+            return false;
+        }
         let outside = u32::from(b.outside);
         let key = (outside, b.port_lo, b.port_hi, b.inside);
         let latest = self.block_keys.get(&key).copied();

@@ -89,7 +89,7 @@ impl KeaParser {
         let Ok(addr) = fields[c.address].trim().parse::<Ipv4Addr>() else {
             return rejected(&self.source_name, line_no, format!("bad address {:?}", fields[c.address]), raw);
         };
-        let Ok(valid) = fields[c.valid_lifetime].trim().parse::<u64>() else {
+        let Ok(valid) = fields[c.valid_lifetime].trim().parse::<u32>().map(u64::from) else {
             return rejected(
                 &self.source_name,
                 line_no,
@@ -116,7 +116,7 @@ impl KeaParser {
         } else {
             String::new()
         };
-        let start = if valid == INFINITE { expire } else { expire - valid as i64 };
+        let start = if valid == INFINITE { expire } else { expire.saturating_sub(valid as i64) };
         let action = match state {
             1 => LeaseAction::Declined { at: Timestamp::from_secs(start) },
             _ if valid == 0 => LeaseAction::Ended { at: Timestamp::from_secs(expire) },

@@ -15,10 +15,14 @@
 //! [`SessionEvent`], a counted skip, or a [`Rejected`] with file, line, reason and raw text.
 //!
 //! # The index
-//! [`SessionIndex`] holds sessions compactly in memory (about 60–70 bytes per RADIUS session:
-//! see `bench/sessions`) and answers [`SessionIndex::resolve`] and
+//! [`SessionIndex`] holds sessions compactly in memory (about 80 bytes per RADIUS session at 10M
+//! sessions: see `bench/sessions`) and answers [`SessionIndex::resolve`] and
 //! [`SessionIndex::resolve_many`] with a [`Resolution`]: either one unambiguous
 //! [`Subscriber`] with the [`SessionRef`] that proves it, or an [`Unresolved`] reason.
+//! [`SessionIndex::resolve_keys`] is the batched fast path that returns only the subscriber key
+//! (or the reason). Batched calls are faster than one-by-one calls (they visit the queries in
+//! address order and load each group's memory together); call [`SessionIndex::compact`] after a
+//! bulk load.
 //!
 //! # API used by the ISP agent
 //! ```no_run

@@ -98,7 +98,7 @@ impl DetailParser {
         // Learn the server's UTC offset from this record (header is local, Timestamp is Unix).
         let record_offset = match (header_time, f.timestamp) {
             (Some(h), Some(ts)) => {
-                let diff = h.and_utc().timestamp() - ts;
+                let diff = h.and_utc().timestamp().saturating_sub(ts);
                 // Receipt and logging may straddle a second; offsets are multiples of 15 minutes.
                 let rounded = ((diff as f64) / 900.0).round() as i64 * 900;
                 if (diff - rounded).abs() <= 120 && rounded.abs() <= 18 * 3600 {
@@ -120,11 +120,13 @@ impl DetailParser {
                 Err(reason) => return rejected(&self.source_name, first_line, reason, &raw()),
             }
         } else if let Some(ts) = f.timestamp {
-            Timestamp::from_secs(ts - delay)
+            Timestamp::from_secs(ts.saturating_sub(delay))
         } else {
             let off = self.opts.radius_utc_offset.map(i64::from).or(self.learned_offset);
             match (header_time, off) {
-                (Some(h), Some(off)) => Timestamp::from_secs(h.and_utc().timestamp() - off - delay),
+                (Some(h), Some(off)) => {
+                    Timestamp::from_secs(h.and_utc().timestamp().saturating_sub(off).saturating_sub(delay))
+                }
                 _ => {
                     return rejected(
                         &self.source_name,
@@ -188,7 +190,7 @@ impl DetailParser {
             .ok_or_else(|| {
                 format!("Event-Timestamp {value:?}: unknown time zone (set radius_utc_offset, or log Timestamp)")
             })?;
-        Ok(Timestamp::from_secs(naive.and_utc().timestamp() - offset))
+        Ok(Timestamp::from_secs(naive.and_utc().timestamp().saturating_sub(offset)))
     }
 }
 
