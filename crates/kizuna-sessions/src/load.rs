@@ -124,6 +124,27 @@ impl SessionIndex {
         Ok(summary)
     }
 
+    /// Loads a file, or every log file of `kind` in a directory tree (two levels deep, as
+    /// FreeRADIUS's `radacct/<nas>/detail-*`; the same file names the tailer follows), in path
+    /// order.
+    pub fn load_path(&mut self, path: impl AsRef<Path>, kind: LogKind) -> Result<LoadSummary, SessionError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(SessionError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+            });
+        }
+        let mut found = Vec::new();
+        crate::tail::collect(path, kind, 0, &mut found);
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut summary = LoadSummary::default();
+        for (file, kind, _) in found {
+            summary.absorb(self.load_file(&file, kind)?);
+        }
+        Ok(summary)
+    }
+
     /// Loads from any reader (e.g. stdin); `source_name` names it in rejections.
     pub fn load_reader<R: BufRead>(
         &mut self,

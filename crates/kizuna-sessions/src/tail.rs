@@ -258,7 +258,7 @@ fn wanted(kind: LogKind, name: &str) -> bool {
     }
 }
 
-fn collect(path: &Path, kind: LogKind, depth: u32, out: &mut Vec<(PathBuf, LogKind, std::fs::Metadata)>) {
+pub(crate) fn collect(path: &Path, kind: LogKind, depth: u32, out: &mut Vec<(PathBuf, LogKind, std::fs::Metadata)>) {
     let Ok(meta) = std::fs::metadata(path) else { return };
     if meta.is_file() {
         if depth == 0 || path.file_name().and_then(|n| n.to_str()).is_some_and(|n| wanted(kind, n)) {

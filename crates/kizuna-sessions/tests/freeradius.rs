@@ -296,8 +296,12 @@ fn freeradius_detail_files_resolve() {
         let s = bulk.load_file(f, LogKind::RadiusDetail).unwrap();
         assert_eq!(s.rejected, 0);
     }
+    let mut tree = SessionIndex::new(ResolverConfig::default());
+    let s = tree.load_path(&radacct, LogKind::RadiusDetail).unwrap();
+    assert_eq!((s.files, s.events, s.rejected), (2, 7, 0), "{s:?}");
     for (ip, at) in [("198.51.100.7", 100), ("198.51.100.7", 5000), ("198.51.100.20", 2000), ("2001:db8:1200::1", 10)] {
         assert_eq!(who(&bulk, ip, at), who(&idx, ip, at), "{ip} at +{at}");
+        assert_eq!(who(&tree, ip, at), who(&idx, ip, at), "{ip} at +{at}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
