@@ -1,6 +1,6 @@
 //! Bulk loading: files and readers into a [`SessionIndex`].
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use kizuna_model::Rejected;
@@ -15,6 +15,10 @@ use crate::{Item, LogKind, ParseOptions, RecordParser, SessionError, SessionEven
 pub const MAX_KEPT_REJECTIONS: usize = 10_000;
 
 const BATCH: usize = 65_536;
+
+/// Longest line read as one; a longer run of bytes without a line end (binary junk) is cut into
+/// pieces of this size, each rejected, so memory stays bounded.
+const MAX_LINE: u64 = 1 << 20;
 
 /// What a load or a tailer poll did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,7 +96,7 @@ pub fn parse_reader<R: BufRead>(
     let (mut lines, mut bytes) = (0u64, 0u64);
     loop {
         buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
+        let n = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf)?;
         if n == 0 {
             break;
         }
@@ -161,7 +165,7 @@ impl SessionIndex {
         let mut out = Vec::new();
         loop {
             buf.clear();
-            let n = reader.read_until(b'\n', &mut buf)?;
+            let n = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf)?;
             if n == 0 {
                 break;
             }

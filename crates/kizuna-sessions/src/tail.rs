@@ -234,6 +234,18 @@ fn read_new(path: &Path, st: &mut FileState, index: &mut SessionIndex) -> Result
             start = end + 1;
         }
         carry.drain(..start);
+        if carry.len() > MAX_LINE {
+            // Not a log line (binary junk, a runaway writer): hand it over whole, to be rejected.
+            st.line += 1;
+            st.offset += carry.len() as u64;
+            summary.lines += 1;
+            summary.bytes += carry.len() as u64;
+            parser.line(st.line, &carry, &mut out);
+            for item in out.drain(..) {
+                summary.item(item, &mut batch);
+            }
+            carry.clear();
+        }
         if batch.len() >= 65_536 {
             summary.applied += index.add_events(batch.drain(..));
         }
@@ -241,6 +253,9 @@ fn read_new(path: &Path, st: &mut FileState, index: &mut SessionIndex) -> Result
     summary.applied += index.add_events(batch);
     Ok(summary)
 }
+
+/// Longest line the tailer waits for; longer ones are passed on (and rejected) without an end.
+const MAX_LINE: usize = 1 << 20;
 
 fn memchr(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')

@@ -90,3 +90,13 @@ fn mutated_records_are_accounted_for_and_never_panic() {
         idx.compact();
     }
 }
+
+#[test]
+fn a_huge_line_without_end_is_cut_and_rejected() {
+    let mut text = "x".repeat(3 << 20);
+    text.push_str("\n1772668812,allocate,100.64.1.2,203.0.113.10,2048-2111\n");
+    let mut idx = SessionIndex::new(ResolverConfig::default());
+    let s = idx.load_reader(text.as_bytes(), "junk.log", LogKind::Cgnat).unwrap();
+    assert_eq!(s.events, 1, "{:?}", (s.lines, s.skipped, s.rejected));
+    assert_eq!(s.lines, 5, "three 1 MiB pieces, the rest of the junk line, the good line");
+}
