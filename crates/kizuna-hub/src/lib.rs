@@ -13,6 +13,7 @@
 //! **Architecture invariant:** a member's token selects the member; the member id never comes
 //! from the request. There is no route by which one member can name another.
 
+pub mod indicators;
 pub mod metrics;
 pub mod stats;
 pub mod tokens;
@@ -55,6 +56,10 @@ pub struct HubConfig {
     pub reload_interval_secs: u64,
     /// Sensors allowed to push data, each with the SHA-256 of its token (`kizuna sensor token`).
     pub sensors: Vec<SensorConfig>,
+    /// Analysts allowed to add and withdraw indicators (`[[hub.analysts]]`).
+    pub analysts: Vec<indicators::AnalystConfig>,
+    /// `[hub.indicators]`: derivation, allow-list and publication policy.
+    pub indicators: kizuna_indicators::PolicyConfig,
 }
 
 impl Default for HubConfig {
@@ -66,6 +71,8 @@ impl Default for HubConfig {
             page_limit_max: 10_000,
             reload_interval_secs: 5,
             sensors: Vec::new(),
+            analysts: Vec::new(),
+            indicators: kizuna_indicators::PolicyConfig::default(),
         }
     }
 }
@@ -103,6 +110,7 @@ pub struct Hub {
     attribution: RwLock<(u64, Arc<Attributor>)>,
     metrics: Metrics,
     started: Instant,
+    indicators: indicators::HubIndicators,
 }
 
 /// Errors starting the hub.
@@ -114,6 +122,9 @@ pub enum HubError {
     /// Listening or serving failed.
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
+    /// The indicator policy (`[hub.indicators]`) is invalid.
+    #[error("{0}")]
+    Indicators(String),
 }
 
 impl Hub {
@@ -121,6 +132,7 @@ impl Hub {
     pub fn new(store: Arc<dyn HubStore>, config: HubConfig, ingest: IngestSettings) -> Result<Arc<Hub>, HubError> {
         let generation = store.routing_generation()?;
         let attributor = kizuna_pipeline::attributor_from_store(store.as_ref())?;
+        let indicators = indicators::HubIndicators::new(&config.indicators, store.as_ref())?;
         Ok(Arc::new(Hub {
             store,
             config,
@@ -128,6 +140,7 @@ impl Hub {
             attribution: RwLock::new((generation, Arc::new(attributor))),
             metrics: Metrics::new(),
             started: Instant::now(),
+            indicators,
         }))
     }
 
@@ -140,6 +153,7 @@ impl Hub {
             .route("/api/v1/observations", get(observations))
             .route("/api/v1/me", get(me))
             .merge(stats::routes())
+            .merge(indicators::routes())
             .layer(middleware::from_fn_with_state(self.clone(), track_latency))
             .with_state(self.clone())
     }
@@ -223,7 +237,9 @@ impl Hub {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
         });
+        let indicator_expiry = indicators::spawn_expiry(self.clone(), Duration::from_secs(30));
         let result = axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await;
+        indicator_expiry.abort();
         reloader.abort();
         expirer.abort();
         result.map_err(HubError::Io)
@@ -310,6 +326,7 @@ async fn metrics_text(State(hub): State<Arc<Hub>>) -> Response {
             m.store_member_observations.get_or_create(&metrics::MemberLabel { member: name }).set(n as i64);
         }
     }
+    indicators::refresh_metrics(&hub).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], hub.metrics.encode()).into_response()
 }
 
@@ -359,7 +376,9 @@ async fn ingest(
     let started = Instant::now();
     let summary: Summary = blocking(move || {
         let attributor = h.attributor();
-        kizuna_pipeline::ingest(h.store.as_ref(), &attributor, &format, &ctx, IoCursor::new(body), &h.ingest.options)
+        let step = indicators::ingest_step(&h);
+        let opts = &h.ingest.options;
+        kizuna_pipeline::ingest_with(h.store.as_ref(), &attributor, &format, &ctx, IoCursor::new(body), opts, &step)
             .map_err(|e| match e {
                 kizuna_pipeline::IngestError::Setup(e) => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
                 other => {

@@ -5,7 +5,7 @@
 //! `kizuna_report_reads_total{member}`, `kizuna_http_request_duration_seconds{route,status}`,
 //! `kizuna_ingest_duration_seconds`, and gauges read from the store at scrape time:
 //! `kizuna_store_observations`, `kizuna_store_unattributed`, `kizuna_store_quarantined`,
-//! `kizuna_store_member_observations{member}`.
+//! `kizuna_store_member_observations{member}`, `kizuna_indicators{category,state}`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +24,12 @@ pub(crate) struct OutcomeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct MemberLabel {
     pub member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct IndicatorLabel {
+    pub category: String,
+    pub state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +57,7 @@ pub struct Metrics {
     pub(crate) store_unattributed: Gauge,
     pub(crate) store_quarantined: Gauge,
     pub(crate) store_member_observations: Family<MemberLabel, Gauge>,
+    pub(crate) indicators: Family<IndicatorLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -99,7 +106,10 @@ impl Metrics {
             "Observations in the store per member",
             store_member_observations.clone(),
         );
+        let indicators = Family::<IndicatorLabel, Gauge>::default();
+        registry.register("kizuna_indicators", "Indicators in the store by category and state", indicators.clone());
         Metrics {
+            indicators,
             registry,
             ingest_records,
             attributed,

@@ -9,7 +9,7 @@
 //! # Guarantees (checked by the battery in this module, [`CHECKS`])
 //! - One record per [`IndicatorKey`] (`Indicator::key()`, derived from kind and canonical value).
 //!   [`IndicatorStore::upsert_indicators`] merges a repeated sighting into it: `first_seen` min,
-//!   `last_seen` max, `expires` max, `confidence` max, sharing groups united, TLP the widest
+//!   `last_seen` max, `expires` max (moved by an hour or more, [`EXPIRY_EXTEND_MIN_MICROS`]), `confidence` max, sharing groups united, TLP the widest
 //!   seen (the value is known at that TLP), the primary source/reason/legal basis those of the
 //!   earliest provenance entry at that TLP; every source is kept once in
 //!   [`IndicatorRecord::provenance`] (at most [`MAX_PROVENANCE`], newest kept).
@@ -35,6 +35,11 @@ pub type IndicatorKey = [u8; 16];
 
 /// Most provenance entries kept per record (the newest sightings win).
 pub const MAX_PROVENANCE: usize = 32;
+
+/// A sighting extends a record's expiry only when it moves it by at least this much (an hour),
+/// so that re-deliveries and bursts of sightings do not churn the change feed (and the DNS
+/// zones behind it) for a few seconds of expiry.
+pub const EXPIRY_EXTEND_MIN_MICROS: i64 = 3_600_000_000;
 
 /// The source prefix of indicators added by an analyst (`analyst:<name>`).
 pub const ANALYST_SOURCE_PREFIX: &str = "analyst:";
@@ -535,7 +540,9 @@ pub fn merge_indicator(rec: &mut IndicatorRecord, new: &Indicator) -> bool {
     let ind = &mut rec.indicator;
     ind.first_seen = ind.first_seen.min(new.first_seen);
     ind.last_seen = ind.last_seen.max(new.last_seen);
-    ind.expires = ind.expires.max(new.expires);
+    if new.expires.as_micros() >= ind.expires.as_micros().saturating_add(EXPIRY_EXTEND_MIN_MICROS) {
+        ind.expires = new.expires;
+    }
     ind.confidence = ind.confidence.max(new.confidence);
     if ind.malware.is_none() {
         ind.malware.clone_from(&new.malware);
