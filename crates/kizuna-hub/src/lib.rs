@@ -15,6 +15,7 @@
 
 pub mod indicators;
 pub mod metrics;
+pub mod console;
 pub mod stats;
 pub mod tokens;
 
@@ -153,6 +154,7 @@ impl Hub {
             .route("/api/v1/observations", get(observations))
             .route("/api/v1/me", get(me))
             .merge(stats::routes())
+            .merge(console::routes(self))
             .merge(indicators::routes())
             .layer(middleware::from_fn_with_state(self.clone(), track_latency))
             .with_state(self.clone())

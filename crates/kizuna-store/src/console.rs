@@ -185,10 +185,10 @@ pub fn terms(o: &kizuna_model::Observation) -> Vec<String> {
         }
     }
     for (k, v) in &o.extra {
-        if k.starts_with("malware.hash") || k.ends_with(".sha256") || k.ends_with(".md5") || k.ends_with(".sha1") {
-            if let Some(s) = v.as_str() {
-                push(s, true);
-            }
+        let hash_key =
+            k.starts_with("malware.hash") || k.ends_with(".sha256") || k.ends_with(".md5") || k.ends_with(".sha1");
+        if hash_key && let Some(s) = v.as_str() {
+            push(s, true);
         }
     }
     out

@@ -1,0 +1,1 @@
+//! The ISP agent's console (placeholder module; see the crate docs).
