@@ -6,7 +6,7 @@ use axum::Router;
 
 use crate::Hub;
 
-pub use kizuna_console::ConsoleConfig;
+pub use kizuna_console::{self, ConsoleConfig};
 
 static CONFIG: OnceLock<ConsoleConfig> = OnceLock::new();
 

@@ -40,6 +40,11 @@ enum Command {
     },
     /// Ingest files (or `-` for stdin) into the store.
     Ingest(crate::ingest::IngestArgs),
+    /// Web-console users and aggregates.
+    Console {
+        #[command(subcommand)]
+        command: crate::console::ConsoleCommand,
+    },
     /// Manage member ISPs and their API tokens.
     Member {
         #[command(subcommand)]
@@ -286,6 +291,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Hub { command: HubCommand::Serve { listen } } => serve(&env, listen),
         Command::Ingest(args) => crate::ingest::run(&env, &args),
         Command::Member { command } => member(&env, command),
+        Command::Console { command } => crate::console::run(&env, command),
         Command::Routes { command } => routes(&env, command),
         Command::Report(args) => report(&env, &args),
         Command::Quarantine { command: QuarantineCommand::List { after, limit } } => {

@@ -5,6 +5,7 @@
 
 mod cli;
 mod config;
+mod console;
 mod crawl;
 mod demo;
 mod ingest;
