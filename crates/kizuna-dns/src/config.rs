@@ -141,9 +141,12 @@ pub struct ZoneConfig {
     /// Addresses allowed to transfer without TSIG (Unbound cannot sign transfers).
     #[serde(default)]
     pub allow_transfer: Vec<IpNet>,
-    /// Secondaries to NOTIFY on every new version.
+    /// Secondaries to NOTIFY on every new version (signed with `key` when set).
     #[serde(default)]
     pub notify: Vec<SocketAddr>,
+    /// Secondaries to NOTIFY without TSIG (Unbound does not accept a signed NOTIFY).
+    #[serde(default)]
+    pub notify_unsigned: Vec<SocketAddr>,
     /// When set, this is a client zone: `rpz-client-ip` passthru triggers for these
     /// addresses (subscribers to leave unfiltered) instead of indicator triggers.
     #[serde(default)]

@@ -81,7 +81,7 @@ pub fn zone_infos(p: &Primary) -> Vec<ZoneInfo> {
                 records: s.records.len(),
                 triggers: z.index.lock().map(|i| i.by_owner.len()).unwrap_or(0),
                 ixfr_from: z.zone.history_serials(),
-                notify: z.access.notify.iter().map(|a| a.to_string()).collect(),
+                notify: z.access.notify.iter().chain(&z.access.notify_unsigned).map(|a| a.to_string()).collect(),
             }
         })
         .collect()

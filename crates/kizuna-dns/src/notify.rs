@@ -59,13 +59,12 @@ pub fn spawn_notifiers(
     cfg: &NotifyConfig,
     metrics: &DnsMetrics,
 ) -> Vec<JoinHandle<()>> {
-    entry
-        .access
-        .notify
-        .iter()
-        .map(|&target| {
+    let signed = entry.access.notify.iter().map(|a| (*a, key.clone()));
+    let unsigned = entry.access.notify_unsigned.iter().map(|a| (*a, None));
+    signed
+        .chain(unsigned)
+        .map(|(target, key)| {
             let entry = entry.clone();
-            let key = key.clone();
             let cfg = cfg.clone();
             let metrics = metrics.clone();
             tokio::spawn(async move { notifier(entry, target, key, source, cfg, metrics).await })

@@ -38,8 +38,10 @@ pub struct ZoneAccess {
     pub key: Option<Name>,
     /// Addresses allowed without TSIG.
     pub allow: Vec<IpNet>,
-    /// Secondaries to NOTIFY.
+    /// Secondaries to NOTIFY (signed with `key` when set).
     pub notify: Vec<SocketAddr>,
+    /// Secondaries to NOTIFY unsigned.
+    pub notify_unsigned: Vec<SocketAddr>,
 }
 
 /// Which indicators produced which trigger, both ways.
@@ -102,7 +104,7 @@ pub enum Reply {
     /// One message.
     One(Vec<u8>),
     /// A transfer (TCP only).
-    Transfer(Transfer),
+    Transfer(Box<Transfer>),
 }
 
 /// What a transfer sends, in order.
@@ -349,7 +351,7 @@ impl Primary {
     fn commit(&self, entry: &Arc<ZoneEntry>, out: PublishOutcome) {
         if out.changed {
             self.inner.metrics.publishes.get_or_create(&ZoneLabel { zone: entry.label.clone() }).inc();
-            self.record_zone_metrics(&entry);
+            self.record_zone_metrics(entry);
             entry.serial_tx.send_replace(out.serial);
         } else {
             self.record_zone_metrics(entry);
@@ -599,7 +601,7 @@ impl Primary {
                     }
                 };
                 tracing::debug!(zone = %entry.label, %peer, kind, serial = snap.serial, "transfer");
-                Reply::Transfer(Transfer {
+                Reply::Transfer(Box::new(Transfer {
                     head,
                     question,
                     parts,
@@ -612,10 +614,10 @@ impl Primary {
                     label: label(kind),
                     bytes: 0,
                     metrics: self.inner.metrics.clone(),
-                })
+                }))
             }
             _ => {
-                if !may && !(at_apex && qtype == RecordType::NS) {
+                if !(may || at_apex && qtype == RecordType::NS) {
                     self.refuse("query-acl");
                     return simple(RCODE_REFUSED, false, &[], &[]);
                 }

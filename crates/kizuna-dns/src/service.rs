@@ -254,6 +254,7 @@ impl Service {
                 key: z.key.as_deref().map(key_name).transpose()?,
                 allow: z.allow_transfer.clone(),
                 notify: z.notify.clone(),
+                notify_unsigned: z.notify_unsigned.clone(),
             };
             primary.add_zone(&zone, access, initial, config.history)?;
             tracing::info!(zone = %label, member = %z.member, serial = initial, triggers = zone.trigger_count(),

@@ -2,6 +2,8 @@
 //! NOTIFY acknowledged, TSIG mismatch refused (BIND keeps the old data), consent by
 //! `rpz-client-ip` passthru (two clients, two answers).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -2,6 +2,8 @@
 //! them, so the zone allows its address), with normal answers from an authoritative BIND via a
 //! stub zone.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -58,8 +60,10 @@ fn unbound_blocks_within_2s_and_unblocks() {
     let uport = free_port();
     let aport = free_port();
     let extra = "";
-    let cfg = kizuna_config(ZONE, &[SocketAddr::from(([127, 0, 0, 1], uport))], extra)
-        .replace("[zones.policy]", "allow_transfer = [\"127.0.0.1/32\"]\n[zones.policy]");
+    let cfg = kizuna_config(ZONE, &[], extra).replace(
+        "[zones.policy]",
+        &format!("allow_transfer = [\"127.0.0.1/32\"]\nnotify_unsigned = [\"127.0.0.1:{uport}\"]\n[zones.policy]"),
+    );
     let k = Kizuna::start(kport, &cfg);
     // the authoritative server for normal answers (BIND, no RPZ)
     let adir = dir.path().join("auth");
@@ -90,7 +94,7 @@ fn unbound_blocks_within_2s_and_unblocks() {
     );
 
     let dom = indicator(IndicatorKind::Domain, "malware.example");
-    k.add(&[dom.clone()]);
+    k.add(std::slice::from_ref(&dom));
     let took = wait_for_answer(srv, LO, "malware.example.", &[WARN_V4], Duration::from_secs(2))
         .unwrap_or_else(|| panic!("no block within 2 s: {}\n{}", u.log_text(), k.metrics()));
     eprintln!("unbound blocked after {took:?}");

@@ -1,7 +1,7 @@
 //! Test harness: kizuna's primary on loopback, and real BIND 9 / Unbound resolvers started
 //! from generated configuration in a temporary directory (the settings docs/resolvers.md
 //! recommends), queried with hickory-proto messages from chosen loopback source addresses.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcp, UdpSocket as StdUdp};
 use std::path::{Path, PathBuf};
