@@ -387,6 +387,7 @@ impl Agent {
 
     /// One full round: pull, advance cases, deliver, export letters.
     pub async fn round(self: &Arc<Self>) -> Result<RoundReport> {
+        self.store.snapshot_subscriber_base(self.clock.now())?;
         let pulled = self.pull_all().await?;
         let a = self.clone();
         let (tick, delivery, letters) = tokio::task::spawn_blocking(move || -> Result<_> {

@@ -374,3 +374,38 @@ impl AgentConfig {
         self.sessions.state_file.clone().unwrap_or_else(|| self.data_dir.join("tailer.json"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../kizuna-isp.example.toml");
+
+    #[test]
+    fn the_example_config_parses() {
+        let c = AgentConfig::parse(EXAMPLE).expect("example config");
+        assert_eq!(c.sessions.dirs.len(), 3);
+        assert_eq!(c.policy.escalation_for("spam"), "port-25-block");
+        assert_eq!(c.policy.escalation_for("infected-system"), "walled-garden");
+        assert_eq!(c.policy.legal_basis_for("c2-server"), LegalBasis::EmergencyEvacuation);
+        assert_eq!(c.notices.utc_offset_minutes, 540);
+        assert_eq!(c.cleaning_tools.len(), 2);
+        assert!(c.smtp.as_ref().is_some_and(|s| s.starttls));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        for (from, to) in [
+            ("grace_hours = 24", "grace_hours = 24\ngrace_minutes = 3"),
+            ("[smtp]\n", "[smtp]\nstarttls_please = true\n"),
+            ("legal_basis = \"legitimate-business\"", "legal_basis = \"because\""),
+            ("kind = \"kea\"", "kind = \"pppoe\""),
+            ("[policy.threats.spam]", "[policy.threats.spamming]"),
+            ("public_base_url = \"https://clean.isp.example\"", "public_base_url = \"clean.isp.example\""),
+        ] {
+            assert!(EXAMPLE.contains(from), "{from}");
+            let text = EXAMPLE.replacen(from, to, 1);
+            assert!(AgentConfig::parse(&text).is_err(), "accepted: {to}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 """A real MTA for the agent's tests: aiosmtpd on loopback with STARTTLS required and AUTH.
 
-Usage: mta.py OUTDIR CERT KEY USER PASSWORD
+Usage: mta.py OUTDIR CERT KEY USER PASSWORD [PORT]
 Prints "READY <port>" once listening. Every accepted message is written to OUTDIR as
 <n>.eml (the raw bytes as received) with <n>.json beside it (envelope, AUTH user, TLS).
 Recipients containing "tempfail" get 451, containing "permfail" get 550.
@@ -62,10 +62,13 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 ctx.load_cert_chain(cert, key)
 
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-port = s.getsockname()[1]
-s.close()
+if len(sys.argv) > 6:
+    port = int(sys.argv[6])
+else:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
 
 controller = Controller(
     Handler(),

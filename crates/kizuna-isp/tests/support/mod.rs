@@ -103,7 +103,7 @@ impl TestHub {
 
     /// Pushes IntelMQ event lines as the sensor.
     pub async fn ingest(&self, lines: &[String]) -> serde_json::Value {
-        let r = reqwest::Client::new()
+        let r = http()
             .post(format!("{}/api/v1/ingest?format=intelmq&name=test.jsonl", self.base()))
             .bearer_auth(&self.sensor_token)
             .body(lines.join("\n"))
@@ -113,6 +113,12 @@ impl TestHub {
         assert_eq!(r.status(), 200, "ingest: {:?}", r.text().await);
         r.json().await.expect("json")
     }
+}
+
+/// A plain HTTP client (installs the ring crypto provider for reqwest's rustls first).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().expect("http client")
 }
 
 /// One IntelMQ event line: an infected host talking to a sinkhole.
@@ -235,6 +241,11 @@ pub struct Mta {
 
 impl Mta {
     pub fn start(dir: &Path, pki: &TestPki) -> Mta {
+        Self::start_on(dir, pki, None)
+    }
+
+    /// On a given port (to restart an MTA where the agent expects it).
+    pub fn start_on(dir: &Path, pki: &TestPki, port: Option<u16>) -> Mta {
         let out = dir.join("mail");
         std::fs::create_dir_all(&out).expect("mail dir");
         let (user, password) = ("agent".to_string(), "s3cret-pw".to_string());
@@ -247,6 +258,7 @@ impl Mta {
             .arg(&pki.key_pem)
             .arg(&user)
             .arg(&password)
+            .args(port.map(|p| p.to_string()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
