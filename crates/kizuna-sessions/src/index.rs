@@ -267,6 +267,83 @@ impl SessionIndex {
         }
     }
 
+    /// Forgets sessions and port blocks that ended before `cutoff` (retention: session logs are
+    /// kept for a fixed time, and a tailing agent must not grow for ever). Open ones are kept.
+    /// Returns how many sessions and blocks were dropped; compacts the index.
+    pub fn prune_before(&mut self, cutoff: Timestamp) -> usize {
+        let c = u32::try_from(cutoff.as_secs().max(0)).unwrap_or(OPEN - 1);
+        let n = self.sessions.len();
+        let mut new_of_old = vec![NONE; n];
+        let mut kept = Vec::with_capacity(n);
+        let mut sids = Arena::default();
+        for (i, s) in self.sessions.iter().enumerate() {
+            if s.end == OPEN || s.end >= c {
+                let mut s = *s;
+                if s.sid != NONE {
+                    s.sid = sids.push(self.sids.get(s.sid)).unwrap_or(NONE);
+                }
+                new_of_old[i] = kept.len() as u32;
+                kept.push(s);
+            }
+        }
+        let dropped = n - kept.len();
+        self.sessions = kept;
+        self.sids = sids;
+        let m = |id: u32| Some(new_of_old[id as usize]).filter(|&x| x != NONE);
+        self.v4.rebuild(|(a, id)| m(id).map(|id| (a, id)));
+        self.v6.rebuild(|(p, l, id)| m(id).map(|id| (p, l, id)));
+        self.v6_long.rebuild(|(p, l, id)| m(id).map(|id| (p, l, id)));
+        self.open_radius = self.open_radius.iter().filter_map(|&id| m(id)).collect();
+        self.leases = self.leases.iter().filter_map(|(k, &id)| m(id).map(|id| (*k, id))).collect();
+        // Session keys: the latest session of each key.
+        let mut keys: HashTable<u32> = HashTable::new();
+        let (sessions, sids) = (&self.sessions, &self.sids);
+        let hash_of = |i: u32| {
+            let s = &sessions[i as usize];
+            key_hash(s.nas, s.sub, sids.get_bytes(s.sid))
+        };
+        for (i, s) in sessions.iter().enumerate() {
+            if s.sid == NONE {
+                continue;
+            }
+            let i = i as u32;
+            let h = hash_of(i);
+            let same = |&j: &u32| {
+                let t = &sessions[j as usize];
+                t.nas == s.nas && t.sub == s.sub && sids.get_bytes(t.sid) == sids.get_bytes(s.sid)
+            };
+            match keys.find_entry(h, same) {
+                Ok(mut e) => {
+                    if sessions[*e.get() as usize].start <= s.start {
+                        *e.get_mut() = i;
+                    }
+                }
+                Err(_) => {
+                    keys.insert_unique(h, i, |&j| hash_of(j));
+                }
+            }
+        }
+        self.radius_keys = keys;
+        // Port blocks.
+        let nb = self.blocks.len();
+        let mut block_new = vec![NONE; nb];
+        let mut blocks = Vec::with_capacity(nb);
+        for (i, b) in self.blocks.iter().enumerate() {
+            if b.end == OPEN || b.end >= c {
+                block_new[i] = blocks.len() as u32;
+                blocks.push(*b);
+            }
+        }
+        let dropped_blocks = nb - blocks.len();
+        self.blocks = blocks;
+        let mb = |id: u32| Some(block_new[id as usize]).filter(|&x| x != NONE);
+        self.block_idx.rebuild(|(o, lo, id)| mb(id).map(|id| (o, lo, id)));
+        self.block_keys = self.block_keys.iter().filter_map(|(k, &id)| mb(id).map(|id| (*k, id))).collect();
+        self.max_block_span = self.blocks.iter().map(|b| b.hi - b.lo).max().unwrap_or(0);
+        self.compact();
+        dropped + dropped_blocks
+    }
+
     /// Applies events in order. Idempotent for repeated events (retransmissions, a file read
     /// twice). New sessions are visible to lookups when this returns. Returns how many were
     /// applied.

@@ -103,6 +103,15 @@ impl<T: Ord + Copy + Radix> SortedRuns<T> {
         self.compact();
     }
 
+    /// Keeps the entries `f` maps to `Some`, rewritten; leaves one compacted run.
+    pub(crate) fn rebuild(&mut self, f: impl Fn(T) -> Option<T>) {
+        self.seal();
+        let mut all: Vec<T> = self.runs.drain(..).flatten().filter_map(f).collect();
+        all.sort_unstable();
+        self.runs = if all.is_empty() { Vec::new() } else { vec![all] };
+        self.compact();
+    }
+
     /// Entries of the single compacted run (empty unless compacted).
     pub(crate) fn compacted(&self) -> &[T] {
         if self.runs.len() == 1 && self.pending.is_empty() { &self.runs[0] } else { &[] }

@@ -352,3 +352,37 @@ fn compaction_and_its_lookup_table_change_no_answer() {
     idx.add_events([radius(Start, s, "n", "42-2", &user.clone(), Some(&addr), &[])]);
     assert_eq!(idx.len(), len, "a retransmitted Start after compaction is not a new session");
 }
+
+#[test]
+fn pruning_forgets_old_sessions_and_keeps_the_rest_working() {
+    let mut idx = index();
+    idx.add_events([
+        radius(Start, 0, "n", "old", "alice", Some("198.51.100.50"), &["2001:db8:50::/56"]),
+        radius(Stop, 1000, "n", "old", "alice", Some("198.51.100.50"), &[]),
+        radius(Start, 5000, "n", "new", "bob", Some("198.51.100.50"), &[]),
+        radius(Start, 0, "n", "open", "carol", Some("198.51.100.51"), &[]),
+        radius(Start, 0, "n", "gone", "dave", Some("198.51.100.52"), &[]),
+        radius(Stop, 100, "n", "gone", "dave", Some("198.51.100.52"), &[]),
+        block(PortBlockAction::Allocate, 0, "198.51.100.51", "203.0.113.50", 1024, 1087),
+        block(PortBlockAction::Release, 100, "198.51.100.51", "203.0.113.50", 1024, 1087),
+        block(PortBlockAction::Allocate, 200, "198.51.100.51", "203.0.113.50", 1088, 1151),
+    ]);
+    let before = idx.memory_bytes();
+    assert_eq!(idx.prune_before(t(2000)), 3);
+    assert_eq!(idx.len(), 2);
+    assert!(idx.memory_bytes() <= before);
+    assert_eq!(who(&idx, "198.51.100.50", None, 500), Err(Unresolved::OutsideSession));
+    assert_eq!(who(&idx, "198.51.100.50", None, 6000), Ok("bob".into()));
+    assert_eq!(who(&idx, "2001:db8:50::1", None, 500), Err(Unresolved::NoSession));
+    assert_eq!(who(&idx, "198.51.100.52", None, 50), Err(Unresolved::NoSession));
+    assert_eq!(who(&idx, "198.51.100.51", None, 3000), Ok("carol".into()));
+    assert_eq!(who(&idx, "203.0.113.50", Some(1100), 3000), Ok("carol".into()));
+    assert_eq!(who(&idx, "203.0.113.50", Some(1030), 50), Err(Unresolved::NoPortBlock));
+    // Keys still work after the rebuild: a Stop closes the kept open session.
+    idx.add_events([radius(Stop, 7000, "n", "new", "bob", Some("198.51.100.50"), &[])]);
+    assert_eq!(who(&idx, "198.51.100.50", None, 8000), Err(Unresolved::OutsideSession));
+    let Resolution::Resolved { session, .. } = idx.resolve(ip("198.51.100.50"), None, t(6000)) else { panic!() };
+    assert_eq!((session.session_id.as_deref(), session.end), (Some("new"), Some(t(7000))));
+    idx.add_events([radius(Start, 0, "n", "open", "carol", Some("198.51.100.51"), &[])]);
+    assert_eq!(idx.len(), 2, "a retransmitted Start of a kept session is not a new one");
+}
