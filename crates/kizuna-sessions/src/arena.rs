@@ -2,20 +2,34 @@
 
 use hashbrown::HashTable;
 
-/// Strings appended to one buffer; id `i` is `bytes[ends[i-1]..ends[i]]`.
+/// Strings appended to one buffer, each behind its length (ASCII base-64 digits, so the
+/// buffer stays a `String`); a string's id is the offset of its length. One cache line holds
+/// both, so reading a string costs one memory access, and there is no offsets vector.
 #[derive(Default)]
 pub(crate) struct Arena {
     bytes: String,
-    ends: Vec<u32>,
+}
+
+/// Length digits: 6 bits each, `0x40` marks "more digits follow"; every byte is ASCII.
+fn push_len(out: &mut String, mut len: usize) {
+    loop {
+        let digit = (len & 0x3f) as u8;
+        len >>= 6;
+        if len == 0 {
+            out.push(char::from(digit));
+            return;
+        }
+        out.push(char::from(digit | 0x40));
+    }
 }
 
 impl Arena {
-    /// Appends `s`; `None` when the arena is full (4 GiB of text or 4G strings).
+    /// Appends `s`; `None` when the arena is full (4 GiB).
     pub(crate) fn push(&mut self, s: &str) -> Option<u32> {
-        let end = u32::try_from(self.bytes.len() + s.len()).ok()?;
-        let id = u32::try_from(self.ends.len()).ok().filter(|&id| id != u32::MAX)?;
+        let id = u32::try_from(self.bytes.len()).ok().filter(|&id| id != u32::MAX)?;
+        u32::try_from(self.bytes.len() + s.len() + 6).ok()?;
+        push_len(&mut self.bytes, s.len());
         self.bytes.push_str(s);
-        self.ends.push(end);
         Some(id)
     }
 
@@ -23,15 +37,27 @@ impl Arena {
         self.get(id).as_bytes()
     }
 
+    #[inline]
     pub(crate) fn get(&self, id: u32) -> &str {
-        let i = id as usize;
-        let Some(&end) = self.ends.get(i) else { return "" };
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        self.bytes.get(start as usize..end as usize).unwrap_or("")
+        let b = self.bytes.as_bytes();
+        let mut i = id as usize;
+        let (mut len, mut shift) = (0usize, 0u32);
+        while let Some(&d) = b.get(i) {
+            len |= usize::from(d & 0x3f) << shift;
+            i += 1;
+            if d & 0x40 == 0 {
+                break;
+            }
+            shift += 6;
+            if shift > 36 {
+                return "";
+            }
+        }
+        self.bytes.get(i..i + len).unwrap_or("")
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.bytes.capacity() + self.ends.capacity() * 4
+        self.bytes.capacity()
     }
 }
 
@@ -119,5 +145,15 @@ mod tests {
             i.intern(&format!("user{n}")).unwrap();
         }
         assert_eq!(i.lookup("user9999").map(|id| i.get(id)), Some("user9999"));
+        let long = "x".repeat(70_000);
+        let mut a = Arena::default();
+        let ids: Vec<u32> =
+            ["", "a", &long, "日本語", &"y".repeat(63), &"z".repeat(64)].iter().map(|s| a.push(s).unwrap()).collect();
+        assert_eq!(a.get(ids[0]), "");
+        assert_eq!(a.get(ids[1]), "a");
+        assert_eq!(a.get(ids[2]), long);
+        assert_eq!(a.get(ids[3]), "日本語");
+        assert_eq!(a.get(ids[4]).len(), 63);
+        assert_eq!(a.get(ids[5]).len(), 64);
     }
 }
