@@ -43,6 +43,11 @@
 //! }
 //! # Ok(()) }
 //! ```
+//! Also: [`SessionIndex::load_path`] (a file or a whole log directory),
+//! [`SessionIndex::load_reader`] (stdin), [`SessionIndex::resolve_keys`] (batched, key only),
+//! [`SessionIndex::compact`] (after a bulk load), [`SessionIndex::prune_before`] (retention),
+//! [`SessionIndex::stats`], [`SessionIndex::len`], [`SessionIndex::memory_bytes`].
+//!
 //! For serving while tailing, keep the index in an `RwLock`: [`SessionIndex::add_events`] and
 //! the loaders take `&mut self`, resolution takes `&self`. New sessions become visible as soon as
 //! the call that added them returns.
