@@ -25,6 +25,7 @@ pub mod codec;
 pub mod conformance;
 pub mod console;
 pub mod indicators;
+pub mod sharing;
 pub mod sqlite;
 pub mod stats;
 
@@ -222,8 +223,14 @@ impl Retention {
 ///
 /// To add an area: define `pub trait FooStore: Send + Sync` in `src/foo.rs`, implement it for
 /// `SqliteStore` in `src/sqlite/…` or `src/sqlite_foo.rs`, and add it to both lines below.
-pub trait HubStore: Store + console::ConsoleStore + stats::StatsStore + indicators::IndicatorStore {}
-impl<T: Store + console::ConsoleStore + stats::StatsStore + indicators::IndicatorStore + ?Sized> HubStore for T {}
+pub trait HubStore:
+    Store + console::ConsoleStore + stats::StatsStore + indicators::IndicatorStore + sharing::SharingStore
+{
+}
+impl<T: Store + console::ConsoleStore + stats::StatsStore + indicators::IndicatorStore + sharing::SharingStore + ?Sized>
+    HubStore for T
+{
+}
 
 /// The hub's durable state. Implementations are shared between threads; every method is a
 /// complete transaction.

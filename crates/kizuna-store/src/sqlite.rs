@@ -66,6 +66,9 @@ mod stats;
 #[path = "sqlite_console.rs"]
 mod console;
 
+#[path = "sqlite_sharing.rs"]
+mod sharing;
+
 /// Schema version this code writes; [`SqliteStore::open`] migrates older files up to it and
 /// refuses newer ones.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -409,6 +412,7 @@ impl SqliteStore {
         stats::migrate(conn)?;
         indicators::migrate(conn)?;
         console::migrate(conn)?;
+        sharing::migrate(conn)?;
         Ok(())
     }
 
