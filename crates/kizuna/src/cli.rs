@@ -69,6 +69,11 @@ enum Command {
     },
     /// Delete observations older than their feed's retention period.
     Expire,
+    /// Indicators (malicious URLs, domains, addresses, hashes): add, list, withdraw, allow-list.
+    Indicator {
+        #[command(subcommand)]
+        command: crate::indicator::IndicatorCommand,
+    },
     /// Sensors that push data to the hub.
     Sensor {
         #[command(subcommand)]
@@ -331,6 +336,7 @@ pub fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Crawl(args) => crate::crawl::run(&args),
+        Command::Indicator { command } => crate::indicator::run(&env, command),
         Command::Generate { command } => crate::demo::generate(command),
         Command::Demo(args) => crate::demo::run(&env, &args),
         Command::Isp(args) => crate::isp::run(args),

@@ -94,6 +94,9 @@ pub fn run(env: &Env, args: &IngestArgs) -> Result<ExitCode> {
     let settings = env.config.ingest_settings()?;
     let attributor = kizuna_pipeline::attributor_from_store(store.as_ref())?;
     let members = store.members()?;
+    let indicator_policy = crate::indicator::policy(env)?;
+    crate::indicator::sync(store.as_ref(), &indicator_policy)?;
+    let derive = crate::indicator::ingest_step(store.as_ref(), &indicator_policy);
     let interactive = std::io::stderr().is_terminal();
     let mut total = Summary::default();
     let mut failed_files = 0usize;
@@ -151,7 +154,7 @@ pub fn run(env: &Env, args: &IngestArgs) -> Result<ExitCode> {
         let result = if args.parse_only {
             parse_only(&format, &ctx, reader)
         } else {
-            kizuna_pipeline::ingest(store.as_ref(), &attributor, &format, &ctx, reader, &settings.options)
+            kizuna_pipeline::ingest_with(store.as_ref(), &attributor, &format, &ctx, reader, &settings.options, &derive)
         };
         done.store(true, Ordering::Relaxed);
         if let Some(p) = progress {
