@@ -23,7 +23,7 @@ use kizuna_sessions::{LogKind, ResolverConfig, SessionIndex, SessionTailer};
 pub struct IspArgs {
     /// The agent's config file (TOML; see kizuna-isp.example.toml).
     #[arg(long = "agent-config", env = "KIZUNA_ISP_CONFIG", default_value = "/etc/kizuna/kizuna-isp.toml")]
-    config: PathBuf,
+    agent_config: PathBuf,
     #[command(subcommand)]
     command: IspCommand,
 }
@@ -236,12 +236,12 @@ pub fn run(args: IspArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         IspCommand::Sessions { command: SessionsCommand::Import { files, kind } } => {
-            let c = load_config(&args.config)?;
+            let c = load_config(&args.agent_config)?;
             return sessions_import(&c, &files, kind_of(&kind)?);
         }
         _ => {}
     }
-    let c = load_config(&args.config)?;
+    let c = load_config(&args.agent_config)?;
     let store = open_store(&c)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match args.command {
