@@ -236,7 +236,7 @@ impl CrawlConfig {
     fn validate(&self) -> Result<(), String> {
         self.report.tlp.parse::<kizuna_model::Tlp>().map_err(|e| format!("report.tlp: {e}"))?;
         self.report.legal_basis.parse::<kizuna_model::LegalBasis>().map_err(|e| format!("report.legal_basis: {e}"))?;
-        if !(self.rate.per_host_rps > 0.0) {
+        if self.rate.per_host_rps.is_nan() || self.rate.per_host_rps <= 0.0 {
             return Err("rate.per_host_rps must be > 0".into());
         }
         if self.rate.concurrency == 0 || self.rate.per_host_concurrency == 0 || self.rate.per_host_burst == 0 {

@@ -175,6 +175,9 @@ fn canonical(u: &str) -> String {
     kizuna_model::canonical_url(u).unwrap_or_else(|| u.to_owned())
 }
 
+/// A URL waiting to be fetched: where, at which depth, and the edge that found it.
+type Pending = (Url, u32, Option<(usize, Reason, bool)>);
+
 /// The crawler: a fetcher, a judge and the limits.
 pub struct Crawler {
     fetcher: Fetcher,
@@ -242,7 +245,7 @@ impl Crawler {
             limits_hit: Vec::new(),
         };
         let mut visited: HashMap<String, usize> = HashMap::new();
-        let mut queue: VecDeque<(Url, u32, Option<(usize, Reason, bool)>)> = VecDeque::new();
+        let mut queue: VecDeque<Pending> = VecDeque::new();
         queue.push_back((seed.clone(), 0, None));
         while let Some((url, depth, parent)) = queue.pop_front() {
             let key = canonical(url.as_str());
@@ -275,17 +278,15 @@ impl Crawler {
             }
             let next = self.judge_node(&mut node, &fetched);
             chain.nodes.push(node);
-            let mut taken = 0u32;
-            for (target, reason, hidden) in next {
+            for (taken, (target, reason, hidden)) in next.into_iter().enumerate() {
                 if depth + 1 > self.limits.max_depth {
                     chain.limits_hit.push(format!("max_depth {} at {}", self.limits.max_depth, url));
                     break;
                 }
-                if taken >= self.limits.max_breadth {
+                if taken >= self.limits.max_breadth as usize {
                     chain.limits_hit.push(format!("max_breadth {} at {}", self.limits.max_breadth, url));
                     break;
                 }
-                taken += 1;
                 queue.push_back((target, depth + 1, Some((nid, reason, hidden))));
             }
         }
@@ -500,14 +501,14 @@ fn assign_verdicts(chain: &mut Chain) {
         }
     }
     // Executables after a cross-host chain.
-    for i in 0..n {
+    for (i, verdict) in own.iter_mut().enumerate() {
         let node = &chain.nodes[i];
-        if own[i].is_none()
+        if verdict.is_none()
             && node.download
             && node.kind.is_some_and(FileKind::executable)
             && path_crosses_hosts(&chain.nodes, i)
         {
-            own[i] = Some(Verdict::Distribution);
+            *verdict = Some(Verdict::Distribution);
             chain.nodes[i].evidence.push("executable download at the end of a cross-host chain".into());
         }
     }
@@ -531,9 +532,7 @@ fn assign_verdicts(chain: &mut Chain) {
             v
         } else if node.failure.is_some() && node.status.is_none() {
             Verdict::Error
-        } else if leads[i] {
-            if i == 0 || node.host == seed_host { Verdict::Entry } else { Verdict::Redirector }
-        } else if injected {
+        } else if leads[i] || injected {
             if i == 0 || node.host == seed_host { Verdict::Entry } else { Verdict::Redirector }
         } else if node.listed {
             Verdict::Redirector

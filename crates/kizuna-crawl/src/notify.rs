@@ -296,10 +296,10 @@ pub fn evidence_text(chain: &Chain, site: &str) -> String {
             n.status.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             n.content_type.as_deref().unwrap_or("-")
         ));
-        if n.download {
-            if let (Some(a), Some(b), Some(c)) = (&n.sha256, &n.sha1, &n.md5) {
-                s.push_str(&format!("    sha256 {a}\n    sha1 {b}\n    md5 {c}\n"));
-            }
+        if n.download
+            && let (Some(a), Some(b), Some(c)) = (&n.sha256, &n.sha1, &n.md5)
+        {
+            s.push_str(&format!("    sha256 {a}\n    sha1 {b}\n    md5 {c}\n"));
         }
         for e in n.evidence.iter().filter(|e| !e.starts_with("reached by") && !e.starts_with("quarantined")) {
             s.push_str(&format!("    {e}\n"));

@@ -202,11 +202,10 @@ pub async fn load_hub_indicators(
         for i in &list {
             if let (Some(k), Some(val)) =
                 (i.get("kind").and_then(|k| k.as_str()), i.get("value").and_then(|k| k.as_str()))
+                && matches!(k, "url" | "domain" | "sha256" | "sha1" | "md5")
             {
-                if matches!(k, "url" | "domain" | "sha256" | "sha1" | "md5") {
-                    judge.add_indicator(k, val);
-                    added += 1;
-                }
+                judge.add_indicator(k, val);
+                added += 1;
             }
         }
         match v.get("next_after").and_then(|n| n.as_u64()) {

@@ -165,7 +165,7 @@ async fn huge_download_and_decompression_bomb_are_capped() {
     assert_eq!(big.verdict, Verdict::Error);
     assert!(big.evidence.iter().any(|e| e.contains("larger than the cap")));
     assert_eq!(verdict(&chain, "http://huge.example.jp/"), Verdict::Clean);
-    assert!(t.elapsed() < std::time::Duration::from_secs(2), "stopped reading at the cap");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "stopped reading at the cap");
     let chain = crawl(&c, "http://bomb.example.jp/").await;
     let n = &chain.nodes[0];
     assert!(n.truncated, "the cap counts decompressed bytes");

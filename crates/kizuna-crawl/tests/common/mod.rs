@@ -21,12 +21,23 @@ use axum::response::{IntoResponse, Response};
 use kizuna_crawl::CrawlConfig;
 
 /// Server-side state the tests can change.
-#[derive(Default)]
 pub struct Sites {
     /// The blog's owner cleaned it.
     pub blog_fixed: AtomicBool,
     /// Every request seen: "host/path".
     pub hits: Mutex<Vec<String>>,
+    /// 4 MiB of HTML gzipped to a few KiB: the cap must apply to decompressed bytes.
+    pub bomb: Vec<u8>,
+}
+
+fn gzip_bomb() -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"<html><body>").expect("gz");
+    let filler = vec![b' '; 1 << 20];
+    for _ in 0..4 {
+        gz.write_all(&filler).expect("gz");
+    }
+    gz.finish().expect("gz")
 }
 
 pub const MARKER_EXE: &[u8] =
@@ -164,15 +175,7 @@ async fn route(State(st): State<Arc<Sites>>, req: Request) -> Response {
             ([(header::CONTENT_TYPE, "application/zip")], Body::from_stream(chunks)).into_response()
         }
         ("bomb.example.jp", "/") => {
-            // 16 MiB of HTML that gzips to a few KiB: the cap applies to decompressed bytes.
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-            gz.write_all(b"<html><body>").expect("gz");
-            let filler = vec![b' '; 1 << 20];
-            for _ in 0..16 {
-                gz.write_all(&filler).expect("gz");
-            }
-            let body = gz.finish().expect("gz");
-            ([(header::CONTENT_TYPE, "text/html"), (header::CONTENT_ENCODING, "gzip")], body).into_response()
+            ([(header::CONTENT_TYPE, "text/html"), (header::CONTENT_ENCODING, "gzip")], st.bomb.clone()).into_response()
         }
         ("broken.example.jp", "/") => html(MALFORMED),
         ("broken.example.jp", "/next") => html("<html><body>next</body></html>"),
@@ -213,7 +216,8 @@ pub const HTTP_HOSTS: &[&str] = &[
 impl World {
     pub async fn start() -> World {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sites = Arc::new(Sites::default());
+        let sites =
+            Arc::new(Sites { blog_fixed: AtomicBool::new(false), hits: Mutex::new(Vec::new()), bomb: gzip_bomb() });
         let app = Router::new().fallback(route).with_state(sites.clone());
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -322,12 +326,18 @@ impl Mta {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start aiosmtpd");
+        let mut mta = Mta { port, maildir, child };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Mta { port, maildir, child };
+                return mta;
+            }
+            if let Ok(Some(status)) = mta.child.try_wait() {
+                panic!("aiosmtpd exited: {status}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = mta.child.kill();
+        let _ = mta.child.wait();
         panic!("aiosmtpd did not start on port {port}");
     }
 
