@@ -84,7 +84,18 @@ fn render_overview(c: &Console, v: &Viewer, q: &HashMap<String, String>) -> Resu
         Some("30d") => "30d",
         _ => "24h",
     };
-    let now = Timestamp::now().as_secs();
+    // `end=YYYY-MM-DD` (that whole day) or an RFC 3339 time looks back from there.
+    let wall = Timestamp::now().as_secs();
+    let end = q.get("end").map(String::as_str).filter(|e| !e.is_empty());
+    let now = match end {
+        None => wall,
+        Some(e) => match (NaiveDate::parse_from_str(e, "%Y-%m-%d"), Timestamp::parse(e)) {
+            (Ok(d), _) => d.and_hms_opt(23, 59, 59).map_or(wall, |x| x.and_utc().timestamp()),
+            (Err(_), Some(ts)) => ts.as_secs(),
+            (Err(_), None) => return Err(PageError::BadRequest(format!("end={e:?}: use YYYY-MM-DD or RFC 3339"))),
+        },
+    };
+    let end_param = end.map_or(String::new(), |e| format!("&amp;end={}", url_param(e)));
     let (bk, width) = buckets(range, now);
     let from = bk.first().map_or(now, |b| b.0);
     let to = bk.last().map_or(now, |b| b.0) + width;
@@ -111,7 +122,7 @@ fn render_overview(c: &Console, v: &Viewer, q: &HashMap<String, String>) -> Resu
         if r == range {
             let _ = write!(body, r#"<strong id="range" data-range="{r}">{}</strong> "#, esc(t(lang, key)));
         } else {
-            let _ = write!(body, r#"<a href="/console/overview?range={r}">{}</a> "#, esc(t(lang, key)));
+            let _ = write!(body, r#"<a href="/console/overview?range={r}{end_param}">{}</a> "#, esc(t(lang, key)));
         }
     }
     body.push_str("</p>");
@@ -176,9 +187,10 @@ fn render_overview(c: &Console, v: &Viewer, q: &HashMap<String, String>) -> Resu
         esc(t(lang, "overview.freshness")),
         th(lang, &["col.feed", "col.sensor", "col.last_event", "col.last_stored", "col.count", "col.status"])
     );
-    let stale_before = Timestamp::from_secs(now - c.config.stale_after_secs);
+    let stale_before = Timestamp::from_secs(wall - c.config.stale_after_secs);
     for f in &fresh {
-        let stale = f.last_stored < stale_before;
+        // Stale: the sensor's newest event is older than the threshold (nothing new seen).
+        let stale = f.last_event < stale_before;
         let (class, key) = if stale { ("stale", "status.stale") } else { ("ok", "status.ok") };
         let _ = write!(
             body,

@@ -54,7 +54,7 @@ pub fn time_series(id: &str, title: &str, x_labels: &[String], series: &[Series]
     let mut s = String::with_capacity(4096 + 200 * n * series.len().max(1));
     let _ = write!(
         s,
-        r#"<figure class="chart" id="{id}"><svg class="timeseries" role="img" aria-labelledby="{id}-t {id}-d" viewBox="0 0 {w} {h}" width="100%" data-total="{total}" data-series-count="{sc}" data-points="{n}"><title id="{id}-t">{title}</title><desc id="{id}-d">{total_label}: {total_fmt}</desc>"#,
+        r#"<figure class="chart" id="{id}"><h3 class="chart-title" aria-hidden="true">{title}</h3><svg class="timeseries" role="img" aria-labelledby="{id}-t {id}-d" viewBox="0 0 {w} {h}" width="100%" data-total="{total}" data-series-count="{sc}" data-points="{n}"><title id="{id}-t">{title}</title><desc id="{id}-d">{total_label}: {total_fmt}</desc>"#,
         id = esc(id),
         title = esc(title),
         total = fmt_num(total),
@@ -156,7 +156,7 @@ pub fn bars(id: &str, title: &str, items: &[Bar]) -> String {
     let mut s = String::with_capacity(1024 + 300 * items.len());
     let _ = write!(
         s,
-        r#"<figure class="chart" id="{id}"><svg class="bars" role="img" aria-labelledby="{id}-t" viewBox="0 0 {w} {h}" width="100%" data-bars="{n}"><title id="{id}-t">{title}</title>"#,
+        r#"<figure class="chart" id="{id}"><h3 class="chart-title" aria-hidden="true">{title}</h3><svg class="bars" role="img" aria-labelledby="{id}-t" viewBox="0 0 {w} {h}" width="100%" data-bars="{n}"><title id="{id}-t">{title}</title>"#,
         id = esc(id),
         title = esc(title),
         n = items.len()
@@ -193,7 +193,7 @@ pub fn funnel(id: &str, title: &str, stages: &[(String, f64)]) -> String {
     let mut s = String::with_capacity(1024 + 300 * stages.len());
     let _ = write!(
         s,
-        r#"<figure class="chart" id="{id}"><svg class="funnel" role="img" aria-labelledby="{id}-t" viewBox="0 0 {w} {h}" width="100%" data-stages="{n}"><title id="{id}-t">{title}</title>"#,
+        r#"<figure class="chart" id="{id}"><h3 class="chart-title" aria-hidden="true">{title}</h3><svg class="funnel" role="img" aria-labelledby="{id}-t" viewBox="0 0 {w} {h}" width="100%" data-stages="{n}"><title id="{id}-t">{title}</title>"#,
         id = esc(id),
         title = esc(title),
         n = stages.len()
