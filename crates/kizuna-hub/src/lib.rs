@@ -13,9 +13,10 @@
 //! **Architecture invariant:** a member's token selects the member; the member id never comes
 //! from the request. There is no route by which one member can name another.
 
+pub mod console;
 pub mod indicators;
 pub mod metrics;
-pub mod console;
+pub mod sharing;
 pub mod stats;
 pub mod tokens;
 
@@ -153,6 +154,7 @@ impl Hub {
             .route("/api/v1/ingest", post(ingest).layer(DefaultBodyLimit::max(self.config.max_upload_bytes)))
             .route("/api/v1/observations", get(observations))
             .route("/api/v1/me", get(me))
+            .merge(sharing::routes(self))
             .merge(stats::routes())
             .merge(console::routes(self))
             .merge(indicators::routes())
