@@ -182,3 +182,15 @@ fn ingest_derives_indicators() {
     kizuna(d).arg("ingest").arg(fixtures().join("cowrie/cowrie.json")).assert().success();
     assert_eq!(stdout(kizuna(d).args(["indicator", "list", "--json"])), before);
 }
+
+#[test]
+fn example_config_indicator_policy_applies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kizuna.example.toml");
+    let mut c = Command::cargo_bin("kizuna").expect("binary");
+    c.arg("--config").arg(&example).arg("--data-dir").arg(dir.path()).env("KIZUNA_LOG", "warn");
+    let show = stdout(c.args(["indicator", "allowlist", "show"]));
+    assert!(show.lines().any(|l| l.starts_with("cdn.example-isp.jp\thost\tconfig\t")), "{show}");
+    assert!(show.lines().any(|l| l.starts_with("example-isp.jp\tall\tportal\t")), "{show}");
+    assert!(show.lines().any(|l| l.starts_with("github.com\thost\tdefault\t")), "{show}");
+}
