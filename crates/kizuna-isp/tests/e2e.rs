@@ -332,6 +332,20 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
     for m in MARKERS {
         assert!(!sent_text.contains(m), "marker {m:?} left the agent");
     }
+    let health: serde_json::Value =
+        http.get(format!("http://{page_addr}/healthz")).send().await.expect("healthz").json().await.expect("json");
+    assert_eq!(health["status"], "ok");
+    let metrics =
+        http.get(format!("http://{page_addr}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    for want in [
+        "kizuna_isp_observations_total{kind=\"no-session\"} 1",
+        "kizuna_isp_case_transitions_total{kind=\"escalated\"} 1",
+        "kizuna_isp_notices_total{kind=\"sent\"} 7",
+        "kizuna_isp_page_requests_total{kind=\"self-report\"} 1",
+        "kizuna_isp_page_requests_total{kind=\"unknown\"} 1",
+    ] {
+        assert!(metrics.contains(want), "{want} in {metrics}");
+    }
     let _ = page_tx.send(());
     hub.stop().await;
     let mut hub_bytes = std::fs::read(d.join("hub.sqlite")).expect("hub db");
