@@ -15,6 +15,9 @@ mod isp;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for every client in the process (reqwest is built with
+    // `rustls-no-provider`, lettre and the crawler with ring). Fails only if one is installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KIZUNA_LOG")
