@@ -181,3 +181,17 @@ pub fn run(env: &Env, command: ConsoleCommand) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Makes `name` an operator with `password` (added, or its password reset): for `kizuna demo`.
+pub fn demo_operator(store: &dyn HubStore, name: &str, password: &str) -> Result<()> {
+    let cost = PasswordCost::default();
+    if store.console_user(name)?.is_some() {
+        let hash = kizuna_console::auth::hash_password(password, cost)?;
+        store.update_console_user(name, Role::Operator, Some(&hash))?;
+        store.set_console_user_disabled(name, false)?;
+        audit(store, "console.user.update", name, serde_json::json!({"role": "operator", "password_changed": true}))?;
+    } else {
+        kizuna_console::add_user(store, name, Role::Operator, None, password, cost, "cli:demo")?;
+    }
+    Ok(())
+}

@@ -282,6 +282,9 @@ fn serve_demo(
         format!("member:{}", first.id),
         serde_json::json!({"label": "demo", "prefix": t.prefix}),
     )?;
+    // A console operator with a fresh random password for this run.
+    let console_password = kizuna_hub::console::kizuna_console::auth::random_token()?;
+    crate::console::demo_operator(store.as_ref(), "demo", &console_password)?;
     let hub = kizuna_hub::Hub::new(store, hub_config, env.config.ingest_settings()?)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
@@ -295,6 +298,7 @@ fn serve_demo(
             "    curl -H 'Authorization: Bearer {}' --data-binary @FILE '{base}/api/v1/ingest?format=cowrie'",
             sensor.secret
         );
+        println!("  web console: {base}/console/  (user demo, password {console_password})");
         println!("  {base}/metrics   {base}/healthz");
         hub.serve(listener, async {
             let _ = tokio::signal::ctrl_c().await;
