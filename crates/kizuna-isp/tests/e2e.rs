@@ -20,7 +20,8 @@ use kizuna_sessions::{LogKind, ResolverConfig, SessionIndex};
 use support::*;
 
 /// Marker identities: none of these may ever leave the agent.
-const MARKERS: &[&str] = &["MARKER-7f3a", "marker-7f3a", "山田", "Yamada", "Smith", "Kowalski", "Chiyoda", "aa:bb:cc"];
+const MARKERS: &[&str] =
+    &["MARKER-7f3a", "marker-7f3a", "山田", "Yamada", "Smith", "Kowalski", "Chiyoda", "aa:bb:cc", "4d:4b:7f", "佐藤"];
 
 fn agent_config(dir: &Path, hub: &str, token: &str, mta: &Mta, pki: &TestPki, page: SocketAddr) -> AgentConfig {
     let pw = dir.join("smtp-password");
@@ -129,6 +130,20 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
     });
     let loaded = index.load_file(&detail_path, LogKind::RadiusDetail).expect("load detail");
     assert_eq!(loaded.rejected, 0, "{:?}", loaded.rejections);
+    // A fourth subscriber on DHCP: a lease as Kea 2.2's memfile writes it (key: the hwaddr).
+    let kea_path = d.join("kea/kea-leases4.csv");
+    std::fs::create_dir_all(kea_path.parent().expect("dir")).expect("kea dir");
+    std::fs::write(
+        &kea_path,
+        format!(
+            "{}\n192.0.2.40,02:4d:4b:7f:3a:04,,2592000,{},1,0,0,MARKER-7f3a-host,0,\n",
+            kizuna_sessions::kea::KEA_2_2_HEADER,
+            start + 60 + 2_592_000
+        ),
+    )
+    .expect("kea leases");
+    let loaded = index.load_file(&kea_path, LogKind::KeaLeases4).expect("load leases");
+    assert_eq!((loaded.events, loaded.rejected), (1, 0), "{:?}", loaded.rejections);
     let sessions = Arc::new(RwLock::new(index));
 
     // The agent, with a test clock and its page server.
@@ -142,7 +157,8 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
         "subscriber_id,keys,name,email,postal_address,language\n\
          S-1,MARKER-7f3a-user-1,MARKER-7f3a 山田 太郎,marker-7f3a-taro@example.jp,,ja\n\
          S-2,MARKER-7f3a-user-2,MARKER-7f3a Jane Smith,,\"MARKER-7f3a 1-2-3 Chiyoda, Tokyo\",en\n\
-         S-3,aa:bb:cc:dd:ee:ff,MARKER-7f3a Jan Kowalski,marker-7f3a-jan@example.jp,,en\n",
+         S-3,aa:bb:cc:dd:ee:ff,MARKER-7f3a Jan Kowalski,marker-7f3a-jan@example.jp,,en\n\
+         S-4,02:4d:4b:7f:3a:04,MARKER-7f3a 佐藤 花子,marker-7f3a-hanako@example.jp,,ja\n",
     )
     .expect("csv");
     let (subs, bad) = kizuna_isp::subscribers::parse_csv(&csv).expect("csv");
@@ -163,20 +179,22 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
             event("192.0.2.20", 40003, "2026-03-05T00:12:00+00:00", "mirai", 3),
             event("192.0.2.30", 40004, "2026-03-05T00:13:00+00:00", "mirai", 4),
             event("192.0.2.99", 40005, "2026-03-05T00:14:00+00:00", "mirai", 5),
+            event("192.0.2.40", 40006, "2026-03-05T00:15:00+00:00", "mirai", 6),
         ])
         .await;
-    assert_eq!(s["stored"], 5, "{s}");
+    assert_eq!(s["stored"], 6, "{s}");
     let r = agent.round().await.expect("round");
-    assert_eq!(r.pulled.new, 5);
-    assert_eq!(r.pulled.resolved, 4);
-    assert_eq!(r.pulled.cases_opened, 3);
-    assert_eq!(r.tick.notices, 3);
-    assert_eq!(r.delivery.sent, 2, "{r:?}");
+    assert_eq!(r.pulled.new, 6);
+    assert_eq!(r.pulled.resolved, 5);
+    assert_eq!(r.pulled.cases_opened, 4);
+    assert_eq!(r.tick.notices, 4);
+    assert_eq!(r.delivery.sent, 3, "{r:?}");
     assert_eq!(r.letters, 1, "the subscriber without e-mail gets a letter");
 
     // What arrived at the MTA: over TLS, authenticated, properly encoded Japanese.
     let mails = mta.messages();
-    assert_eq!(mails.len(), 2);
+    assert_eq!(mails.len(), 3);
+    assert!(mails.iter().any(|(_, m)| m["rcpt_tos"][0] == "marker-7f3a-hanako@example.jp"), "DHCP subscriber notified");
     let (raw, meta) =
         mails.iter().find(|(_, m)| m["rcpt_tos"][0] == "marker-7f3a-taro@example.jp").expect("mail to S-1");
     assert_eq!(meta["tls"], true, "{meta}");
@@ -245,18 +263,18 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
     .await;
     clock.set(t("2026-03-08T12:00:00Z"));
     agent.round().await.expect("round");
-    // Day 7: reminders to S-1 and S-3; S-2 (nothing since the letter) is remediated.
+    // Day 7: reminders to S-1 and S-3; S-2 and S-4 (nothing since the notice) are remediated.
     clock.set(t("2026-03-12T02:00:00Z"));
     let r = agent.round().await.expect("round");
     assert_eq!(r.tick.notices, 2, "{r:?}");
-    assert_eq!(r.tick.remediated, 1, "{r:?}");
-    assert_eq!(mta.messages().len(), 4);
+    assert_eq!(r.tick.remediated, 2, "{r:?}");
+    assert_eq!(mta.messages().len(), 5);
     let (raw, _) =
         mta.messages().into_iter().find(|(_, m)| m["rcpt_tos"][0] == "marker-7f3a-jan@example.jp").expect("S-3");
     let (m, _, _) = text_part(&raw);
     assert!(m.subject().expect("subject").starts_with("[ISP A] Important"), "{:?}", m.subject());
     let reminders: Vec<String> =
-        mta.messages()[2..].iter().map(|(raw, _)| text_part(raw).0.subject().unwrap_or_default().to_owned()).collect();
+        mta.messages()[3..].iter().map(|(raw, _)| text_part(raw).0.subject().unwrap_or_default().to_owned()).collect();
     assert!(reminders.iter().any(|s| s.starts_with("[ISP A] Reminder")), "{reminders:?}");
     assert!(reminders.iter().any(|s| s.contains("再度のお知らせ")), "{reminders:?}");
 
@@ -281,19 +299,20 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
     assert_eq!(state("S-1"), CaseState::Remediated);
     assert_eq!(state("S-2"), CaseState::Remediated);
     assert_eq!(state("S-3"), CaseState::Escalated);
+    assert_eq!(state("S-4"), CaseState::Remediated);
     let s3 = cases.iter().find(|c| c.subscriber == "S-3").expect("S-3");
     assert_eq!(s3.escalation_action.as_deref(), Some("walled-garden"));
     let kinds: Vec<&str> =
         store.notices_of_case(s3.id).expect("notices").iter().map(|n| n.kind.as_str()).collect::<Vec<_>>();
     assert_eq!(kinds, ["first", "reminder", "final", "escalation"]);
-    assert_eq!(mta.messages().len(), 7, "S-1: 3 notices, S-3: 4 notices");
+    assert_eq!(mta.messages().len(), 8, "S-1: 3 notices, S-3: 4 notices, S-4: 1");
 
     // Every state change is in the audit log with its legal basis, and the chain verifies.
     assert!(matches!(store.verify_audit().expect("verify"), kizuna_store::audit::Verdict::Intact { .. }));
     let entries = store.audit_entries(0, 10_000).expect("audit");
     let changes: Vec<_> = entries.iter().filter(|e| e.record.action == "case.state").collect();
-    // notified 3, observing 3, reminded 2, remediated 2, final 2, escalated 1.
-    assert_eq!(changes.len(), 13);
+    // notified 4, observing 4, reminded 2, remediated 3, final 2, escalated 1.
+    assert_eq!(changes.len(), 16);
     assert!(changes.iter().all(|e| e.record.detail.contains("\"legal_basis\":\"legitimate-business\"")));
 
     // Counts to the hub, read back through the member API.
@@ -310,17 +329,17 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
         .await
         .expect("json");
     let day5 = stats["days"].as_array().expect("days").iter().find(|d| d["day"] == "2026-03-05").expect("day 5");
-    assert_eq!(day5["subscribers"], 3, "{day5}");
+    assert_eq!(day5["subscribers"], 4, "{day5}");
     let th = &day5["threats"][0];
     assert_eq!(th["threat"], "infected-system/mirai");
-    assert_eq!((th["observed"].as_u64(), th["resolved"].as_u64()), (Some(6), Some(5)), "{th}");
+    assert_eq!((th["observed"].as_u64(), th["resolved"].as_u64()), (Some(7), Some(6)), "{th}");
     assert_eq!(th["unresolved"]["no-session"], 1, "{th}");
-    assert_eq!((th["infected"].as_u64(), th["notified"].as_u64()), (Some(3), Some(3)), "{th}");
+    assert_eq!((th["infected"].as_u64(), th["notified"].as_u64()), (Some(4), Some(4)), "{th}");
     assert_eq!(day5["infected_per_1000"], 1000.0, "{day5}");
     let total = &stats["totals"][0];
     assert_eq!(
         (total["notified"].as_u64(), total["remediated"].as_u64(), total["escalated"].as_u64()),
-        (Some(3), Some(2), Some(1)),
+        (Some(4), Some(3), Some(1)),
         "{total}"
     );
 
@@ -329,6 +348,7 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
     assert!(sent.len() > 1000, "the proxy saw the agent's traffic");
     let sent_text = String::from_utf8_lossy(&sent);
     assert!(sent_text.contains("POST /api/v1/stats"), "stats went through the proxy");
+    assert!(sent_text.contains("\"threat\":\"infected-system/mirai\""), "the stats body was captured in clear");
     for m in MARKERS {
         assert!(!sent_text.contains(m), "marker {m:?} left the agent");
     }
@@ -340,7 +360,7 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
     for want in [
         "kizuna_isp_observations_total{kind=\"no-session\"} 1",
         "kizuna_isp_case_transitions_total{kind=\"escalated\"} 1",
-        "kizuna_isp_notices_total{kind=\"sent\"} 7",
+        "kizuna_isp_notices_total{kind=\"sent\"} 8",
         "kizuna_isp_page_requests_total{kind=\"self-report\"} 1",
         "kizuna_isp_page_requests_total{kind=\"unknown\"} 1",
     ] {
