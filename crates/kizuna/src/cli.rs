@@ -74,6 +74,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::indicator::IndicatorCommand,
     },
+    /// Sharing: partners, STIX/MISP export and import, TAXII polling, malware aliases.
+    Share {
+        #[command(subcommand)]
+        command: crate::share::ShareCommand,
+    },
     /// Sensors that push data to the hub.
     Sensor {
         #[command(subcommand)]
@@ -337,6 +342,7 @@ pub fn run() -> Result<ExitCode> {
         }
         Command::Crawl(args) => crate::crawl::run(&args),
         Command::Indicator { command } => crate::indicator::run(&env, command),
+        Command::Share { command } => crate::share::run(&env, command),
         Command::Generate { command } => crate::demo::generate(command),
         Command::Demo(args) => crate::demo::run(&env, &args),
         Command::Isp(args) => crate::isp::run(args),

@@ -11,6 +11,7 @@ mod demo;
 mod indicator;
 mod ingest;
 mod isp;
+mod share;
 
 use std::process::ExitCode;
 
