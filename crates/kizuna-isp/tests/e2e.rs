@@ -352,6 +352,10 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
     for m in MARKERS {
         assert!(!sent_text.contains(m), "marker {m:?} left the agent");
     }
+    // Links expire (60 days by default).
+    clock.set(t("2026-05-06T00:00:00Z"));
+    let expired = http.get(&link).send().await.expect("expired link");
+    assert_eq!(expired.status(), 410);
     let health: serde_json::Value =
         http.get(format!("http://{page_addr}/healthz")).send().await.expect("healthz").json().await.expect("json");
     assert_eq!(health["status"], "ok");
@@ -363,6 +367,7 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
         "kizuna_isp_notices_total{kind=\"sent\"} 8",
         "kizuna_isp_page_requests_total{kind=\"self-report\"} 1",
         "kizuna_isp_page_requests_total{kind=\"unknown\"} 1",
+        "kizuna_isp_page_requests_total{kind=\"expired\"} 1",
     ] {
         assert!(metrics.contains(want), "{want} in {metrics}");
     }
