@@ -81,6 +81,11 @@ impl Agent {
     ) -> Result<Arc<Agent>> {
         let templates = Templates::new(config.notices.templates_dir.as_deref())?;
         let mailer = config.smtp.as_ref().map(Mailer::new).transpose()?;
+        if mailer.is_none() {
+            tracing::warn!(
+                "no [smtp] section: subscribers with a postal address get letters; e-mail notices wait in the outbox"
+            );
+        }
         let hub = if with_hub { Some(HubClient::new(&config.hub)?) } else { None };
         Ok(Arc::new(Agent { config, store, sessions, templates, clock, metrics: Metrics::new(), mailer, hub }))
     }
