@@ -62,9 +62,11 @@ pub fn time_series(id: &str, title: &str, x_labels: &[String], series: &[Series]
         total_label = esc(total_label),
         total_fmt = fmt_num(total),
     );
-    // Grid and y axis.
-    for k in 0..=4 {
-        let v = ymax * f64::from(k) / 4.0;
+    // Grid and y axis: round tick steps (a maximum of 5·10^k gets 5 ticks, others 4).
+    let mantissa = ymax / 10f64.powf(ymax.log10().floor());
+    let ticks: u32 = if (mantissa - 5.0).abs() < 1e-9 { 5 } else { 4 };
+    for k in 0..=ticks {
+        let v = ymax * f64::from(k) / f64::from(ticks);
         let yy = y(v);
         let _ = write!(
             s,
