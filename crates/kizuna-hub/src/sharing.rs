@@ -272,6 +272,10 @@ pub fn sync_indicators(store: &Arc<dyn HubStore>, producer: &str, now: Timestamp
     let s = sharing(store);
     let mut after: u64 = s.poll_state(&cursor_key).map_err(backend)?.and_then(|v| v.parse().ok()).unwrap_or(0);
     let opts = kizuna_stix::ExportOptions::new(producer);
+    // An indicator whose source is a partner organisation (`<partner>` or `<partner>/<feed>`, as
+    // `ImportedIndicator::with_provenance` writes it) came from that partner: it keeps that
+    // origin, so it is never served back there.
+    let partners: Vec<String> = s.partners().map_err(backend)?.into_iter().map(|p| p.spec.name).collect();
     let mut added = 0;
     loop {
         let recs = IndicatorStore::indicator_changes_since(&**store, after, 1000).map_err(backend)?;
@@ -299,7 +303,10 @@ pub fn sync_indicators(store: &Arc<dyn HubStore>, producer: &str, now: Timestamp
                     tlp: r.indicator.tlp,
                     groups: r.indicator.sharing_groups.clone(),
                     recipients: vec![],
-                    origin: None,
+                    origin: partners
+                        .iter()
+                        .find(|p| r.indicator.source == **p || r.indicator.source.starts_with(&format!("{p}/")))
+                        .cloned(),
                 },
             });
         }

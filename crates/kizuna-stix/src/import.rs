@@ -64,6 +64,19 @@ pub struct ImportedIndicator {
     pub purpose: Option<String>,
 }
 
+impl ImportedIndicator {
+    /// The indicator as a hub stores it when it came from another party: its `source` becomes
+    /// `<origin>/<source>` (just `<origin>` when they are the same), so the hub knows whose it
+    /// is and never serves it back there (see `kizuna-hub`'s sharing sync).
+    pub fn with_provenance(&self) -> Indicator {
+        let mut i = self.indicator.clone();
+        if i.source != self.origin && !i.source.starts_with(&format!("{}/", self.origin)) {
+            i.source = format!("{}/{}", self.origin, i.source);
+        }
+        i
+    }
+}
+
 /// An object that could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {

@@ -275,7 +275,7 @@ pub fn run(env: &Env, command: ShareCommand) -> Result<ExitCode> {
                     eprintln!("{name}: {x}");
                 }
                 rejected += r.rejected.len();
-                let inds: Vec<_> = r.indicators.iter().map(|i| i.indicator.clone()).collect();
+                let inds: Vec<_> = r.indicators.iter().map(|i| i.with_provenance()).collect();
                 if !inds.is_empty() {
                     store.upsert_indicators(&inds, now)?;
                 }
@@ -306,7 +306,7 @@ pub fn run(env: &Env, command: ShareCommand) -> Result<ExitCode> {
             let mut opts = ImportOptions::new(a.origin.unwrap_or_else(|| a.url.clone()), now);
             opts.aliases = aliases(store.as_ref())?;
             let r = kizuna_stix::import::import_objects(&res.objects, &opts);
-            let inds: Vec<_> = r.indicators.iter().map(|i| i.indicator.clone()).collect();
+            let inds: Vec<_> = r.indicators.iter().map(|i| i.with_provenance()).collect();
             if !inds.is_empty() {
                 store.upsert_indicators(&inds, now)?;
             }
