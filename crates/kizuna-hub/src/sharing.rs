@@ -2,7 +2,7 @@
 //! hub's store: partners and credentials from [`SharingStore`], objects in its TAXII tables,
 //! and the `kizuna-indicators` collection kept in step with the indicator store by
 //! [`sync_indicators`] (a new object version for every indicator change; withdrawn or expired
-//! indicators are published as `revoked`).
+//! indicators are published as `revoked`), which runs before every read of that collection.
 
 use std::sync::Arc;
 
@@ -24,6 +24,9 @@ use crate::Hub;
 
 /// The collection kizuna publishes its own indicators in.
 pub const INDICATORS_COLLECTION: &str = "kizuna-indicators";
+
+/// The producer identity of objects the hub publishes when syncing on read.
+pub const PRODUCER: &str = "kizuna";
 
 /// [`ObjectStore`] over the hub's [`SharingStore`].
 pub struct HubObjects(pub Arc<dyn HubStore>);
@@ -108,6 +111,10 @@ impl ObjectStore for HubObjects {
         added_after: Option<i64>,
         visit: &mut dyn FnMut(&Entry, &[Sibling]) -> bool,
     ) -> Result<(), StoreError> {
+        if collection == INDICATORS_COLLECTION {
+            // the view is brought up to date before every read: one query when nothing changed
+            sync_indicators(&self.0, PRODUCER, Timestamp::now())?;
+        }
         let s = sharing(&self.0);
         let mut after = after_seq;
         loop {
