@@ -141,6 +141,11 @@ pub(crate) struct Viewer {
 }
 
 impl Viewer {
+    /// Hub operators only: a member's staff never get operator pages, whatever their role.
+    pub fn is_operator(&self) -> bool {
+        self.user.role == Role::Operator && self.user.member.is_none()
+    }
+
     pub fn role_key(&self) -> &'static str {
         match self.user.role {
             Role::Operator => "role.operator",
@@ -227,7 +232,7 @@ fn error_page(lang: Lang, viewer: Option<&Viewer>, status: StatusCode, key: &'st
     let chrome = html::Chrome {
         lang,
         user: viewer.map(|v| (v.user.name.as_str(), v.role_key())),
-        operator: viewer.is_some_and(|v| v.user.role == Role::Operator),
+        operator: viewer.is_some_and(|v| v.is_operator()),
         csrf: viewer.map_or("", |v| v.csrf.as_str()),
         active: "",
         here: "/console/overview",
@@ -260,7 +265,7 @@ pub(crate) async fn guarded(
             Ok(None) => return Err(None),
             Err(e) => return Err(Some((None, PageError::Store(e)))),
         };
-        if rule == Rule::Operator && viewer.user.role != Role::Operator {
+        if rule == Rule::Operator && !viewer.is_operator() {
             return Err(Some((Some(Box::new(viewer)), PageError::Forbidden)));
         }
         match f(&c, &viewer) {
@@ -274,7 +279,7 @@ pub(crate) async fn guarded(
             let chrome = html::Chrome {
                 lang: v.lang,
                 user: Some((v.user.name.as_str(), v.role_key())),
-                operator: v.user.role == Role::Operator,
+                operator: v.is_operator(),
                 csrf: &v.csrf,
                 active: p.active,
                 here: &here,
@@ -324,9 +329,7 @@ pub(crate) async fn guarded_post(
         if !auth::same(token, &viewer.csrf) {
             return Err(Some((Some(Box::new(viewer)), PageError::Csrf)));
         }
-        if (rule == Rule::Operator && viewer.user.role != Role::Operator)
-            || (!read_only_ok && viewer.user.role == Role::ReadOnly)
-        {
+        if (rule == Rule::Operator && !viewer.is_operator()) || (!read_only_ok && viewer.user.role == Role::ReadOnly) {
             return Err(Some((Some(Box::new(viewer)), PageError::Forbidden)));
         }
         match f(&c, &viewer, &form) {

@@ -36,6 +36,7 @@ async fn start() -> Env {
         ("an", Role::Analyst, None),
         ("ro", Role::ReadOnly, None),
         ("mem", Role::Analyst, Some(a.id)),
+        ("memop", Role::Operator, Some(a.id)),
     ] {
         kizuna_console::add_user(hub.as_ref(), name, role, member, PW, COST, "test").expect("user");
     }
@@ -222,6 +223,10 @@ async fn every_authorisation_rule_holds() {
     // A member's staff: their own member only; others anonymised; search limited.
     let (mem, _) = env.login("mem", PW).await.expect("member login");
     assert_eq!(env.get("/console/members/isp-b", Some(&mem)).await.status(), StatusCode::FORBIDDEN);
+    let (memop, _) = env.login("memop", PW).await.expect("member operator login");
+    for p in ["/console/audit", "/console/users", "/console/members/isp-b"] {
+        assert_eq!(env.get(p, Some(&memop)).await.status(), StatusCode::FORBIDDEN, "member-bound operator on {p}");
+    }
     assert_eq!(env.get("/console/members/isp-a", Some(&mem)).await.status(), StatusCode::OK);
     let page = env.get("/console/members", Some(&mem)).await.text().await.expect("page");
     assert!(page.contains(r#"data-member="isp-a""#) && !page.contains("isp-b"), "member view: {page}");
