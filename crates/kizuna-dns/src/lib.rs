@@ -24,6 +24,7 @@ pub mod wire;
 pub mod zone;
 
 pub use config::{DnsConfig, KeyConfig, NotifyConfig, ZoneConfig};
+pub use kizuna_rpz;
 pub use metrics::DnsMetrics;
 pub use server::{Primary, ZoneAccess};
 pub use service::{FeedItem, IndicatorFeed, MemoryFeed, Service, StoreFeed, default_granularity};
