@@ -82,9 +82,15 @@ impl std::fmt::Display for ListProblem {
     }
 }
 
+thread_local! {
+    static SCANNER: std::cell::RefCell<Option<(usize, yara_x::Scanner<'static>)>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Rules and lists, loaded once.
 pub struct Judge {
-    rules: Option<yara_x::Rules>,
+    /// Compiled once per process and leaked so that scanners (which borrow the rules) can be
+    /// pooled and reused across pages: creating a scanner costs far more than a scan.
+    rules: Option<&'static yara_x::Rules>,
     rule_count: usize,
     bad_hashes: HashMap<String, Option<String>>,
     bad_urls: HashSet<String>,
@@ -144,7 +150,7 @@ impl Judge {
             self.rule_count += src.matches("rule ").count().max(1);
         }
         if !files.is_empty() {
-            self.rules = Some(compiler.build());
+            self.rules = Some(Box::leak(Box::new(compiler.build())));
         }
         Ok(())
     }
@@ -230,9 +236,25 @@ impl Judge {
 
     /// Rules matching `data`. A scan error is returned as text (the node records it).
     pub fn scan(&self, data: &[u8]) -> Result<Vec<RuleHit>, String> {
-        let Some(rules) = &self.rules else { return Ok(Vec::new()) };
-        let mut scanner = yara_x::Scanner::new(rules);
-        scanner.set_timeout(std::time::Duration::from_secs(10));
+        let Some(rules) = self.rules else { return Ok(Vec::new()) };
+        // One scanner per thread and rule set (scanners are not Send, and creating one costs
+        // far more than a scan).
+        let key = std::ptr::from_ref(rules) as usize;
+        SCANNER.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().is_none_or(|(k, _)| *k != key) {
+                let mut sc = yara_x::Scanner::new(rules);
+                sc.set_timeout(std::time::Duration::from_secs(10));
+                *slot = Some((key, sc));
+            }
+            match slot.as_mut() {
+                Some((_, sc)) => Self::hits(sc, data),
+                None => Ok(Vec::new()),
+            }
+        })
+    }
+
+    fn hits(scanner: &mut yara_x::Scanner<'static>, data: &[u8]) -> Result<Vec<RuleHit>, String> {
         let results = scanner.scan(data).map_err(|e| e.to_string())?;
         let mut hits = Vec::new();
         for r in results.matching_rules() {
