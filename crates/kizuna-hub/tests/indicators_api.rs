@@ -58,17 +58,7 @@ async fn start() -> Fixture {
     tokio::spawn(hub.serve(listener, async {
         let _ = rx.await;
     }));
-    Fixture {
-        base,
-        store,
-        analyst,
-        member_a,
-        member_b,
-        sensor,
-        client: test_client(),
-        _dir: dir,
-        _shutdown: tx,
-    }
+    Fixture { base, store, analyst, member_a, member_b, sensor, client: test_client(), _dir: dir, _shutdown: tx }
 }
 
 impl Fixture {
