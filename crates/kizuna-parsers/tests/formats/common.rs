@@ -56,7 +56,7 @@ pub fn render(items: &[Item]) -> String {
             Item::Observation(o) => {
                 let mut buf = Vec::new();
                 kizuna_parsers::intelmq::write_json(o, &mut buf);
-                let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+                let v = sorted(serde_json::from_slice(&buf).unwrap());
                 s.push_str("OBSERVATION ");
                 s.push_str(&serde_json::to_string_pretty(&v).unwrap());
                 s.push('\n');
@@ -72,6 +72,20 @@ pub fn render(items: &[Item]) -> String {
         }
     }
     s
+}
+
+/// Keys sorted at every level, whether or not serde_json's `preserve_order` feature is on (a
+/// workspace build unifies it on: yara-x enables it).
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<(String, serde_json::Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 pub fn extra<'o>(o: &'o Observation, k: &str) -> &'o serde_json::Value {
