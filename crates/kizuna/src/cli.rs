@@ -74,6 +74,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::indicator::IndicatorCommand,
     },
+    /// The RPZ primary: serve member zones to BIND/Unbound secondaries, print zones, provenance.
+    Dns {
+        #[command(subcommand)]
+        command: crate::dns::DnsCommand,
+    },
     /// Sharing: partners, STIX/MISP export and import, TAXII polling, malware aliases.
     Share {
         #[command(subcommand)]
@@ -342,6 +347,7 @@ pub fn run() -> Result<ExitCode> {
         }
         Command::Crawl(args) => crate::crawl::run(&args),
         Command::Indicator { command } => crate::indicator::run(&env, command),
+        Command::Dns { command } => crate::dns::run(&env, command),
         Command::Share { command } => crate::share::run(&env, command),
         Command::Generate { command } => crate::demo::generate(command),
         Command::Demo(args) => crate::demo::run(&env, &args),

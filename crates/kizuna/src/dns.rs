@@ -19,13 +19,13 @@ pub enum DnsCommand {
     /// Serve every configured member zone from the indicator store (UDP+TCP, NOTIFY, /metrics).
     Serve {
         /// The `[dns]` configuration (TOML; see docs/resolvers.md).
-        #[arg(long = "dns-config", env = "KIZUNA_DNS_CONFIG")]
+        #[arg(long = "dns-config", id = "dns_config", env = "KIZUNA_DNS_CONFIG")]
         config: PathBuf,
     },
     /// Print a configured zone as a zone file (what the primary would serve now).
     Zone {
         /// The `[dns]` configuration.
-        #[arg(long = "dns-config", env = "KIZUNA_DNS_CONFIG")]
+        #[arg(long = "dns-config", id = "dns_config", env = "KIZUNA_DNS_CONFIG")]
         config: PathBuf,
         /// Zone name.
         zone: String,
@@ -33,7 +33,7 @@ pub enum DnsCommand {
     /// Which indicators produced a trigger of a zone.
     Provenance {
         /// The `[dns]` configuration.
-        #[arg(long = "dns-config", env = "KIZUNA_DNS_CONFIG")]
+        #[arg(long = "dns-config", id = "dns_config", env = "KIZUNA_DNS_CONFIG")]
         config: PathBuf,
         /// Zone name.
         zone: String,

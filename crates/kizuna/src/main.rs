@@ -8,6 +8,7 @@ mod config;
 mod console;
 mod crawl;
 mod demo;
+mod dns;
 mod indicator;
 mod ingest;
 mod isp;
