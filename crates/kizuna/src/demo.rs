@@ -136,7 +136,7 @@ pub struct DemoArgs {
     /// Directory for the demo's store and sample files.
     #[arg(long, default_value = "kizuna-demo")]
     dir: PathBuf,
-    /// Keep the hub running afterwards and print member tokens and curl commands.
+    /// Keep the hub, the agents' countermeasure pages (and console) running until Ctrl-C.
     #[arg(long)]
     serve: bool,
     /// Address for `--serve`.
@@ -146,14 +146,14 @@ pub struct DemoArgs {
 
 /// The sample files: (file name, generator kind, records).
 const SAMPLES: &[(&str, &str, u64)] = &[
-    ("cowrie.json", "cowrie", 20_000),
-    ("eve.json", "suricata", 20_000),
-    ("2026-03-05-event4_sinkhole-jp.csv", "event4_sinkhole", 20_000),
-    ("2026-03-05-event4_sinkhole_http-jp.csv", "event4_sinkhole_http", 5_000),
-    ("2026-03-05-event4_honeypot_brute_force-jp.csv", "event4_honeypot_brute_force", 5_000),
-    ("2026-03-05-scan_telnet-jp.csv", "scan_telnet", 5_000),
-    ("2026-03-05-scan_http-jp.csv", "scan_http", 5_000),
-    ("2026-03-05-compromised_website-jp.csv", "compromised_website", 1_000),
+    ("cowrie.json", "cowrie", 2_000),
+    ("eve.json", "suricata", 2_000),
+    ("2026-03-05-event4_sinkhole-jp.csv", "event4_sinkhole", 2_000),
+    ("2026-03-05-event4_sinkhole_http-jp.csv", "event4_sinkhole_http", 500),
+    ("2026-03-05-event4_honeypot_brute_force-jp.csv", "event4_honeypot_brute_force", 500),
+    ("2026-03-05-scan_telnet-jp.csv", "scan_telnet", 500),
+    ("2026-03-05-scan_http-jp.csv", "scan_http", 500),
+    ("2026-03-05-compromised_website-jp.csv", "compromised_website", 200),
 ];
 
 pub fn run(env: &Env, args: &DemoArgs) -> Result<ExitCode> {
@@ -249,61 +249,265 @@ pub fn run(env: &Env, args: &DemoArgs) -> Result<ExitCode> {
         kizuna_store::audit::Verdict::Broken { seq, reason } => println!("5. audit log BROKEN at {seq}: {reason}"),
     }
 
-    if args.serve {
-        serve_demo(&env, store, args.listen)?;
-    } else {
-        println!(
-            "\nNext: `kizuna --data-dir {} report --member {} --summary`, or run the demo with --serve.",
-            args.dir.display(),
-            world.members.first().map(|m| m.name.as_str()).unwrap_or("isp-001")
-        );
-    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(run_loop(&env, store, args))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve_demo(
-    env: &Env,
-    store: std::sync::Arc<kizuna_store::sqlite::SqliteStore>,
-    listen: std::net::SocketAddr,
-) -> Result<()> {
+/// Subscribers per agent with a RADIUS session over one of the member's observed addresses.
+const DEMO_SUBSCRIBERS: usize = 12;
+/// Simulated days the agents run for.
+const DEMO_DAYS: i64 = 10;
+
+struct DemoAgent {
+    name: String,
+    dir: PathBuf,
+    agent: std::sync::Arc<kizuna_isp::agent::Agent>,
+    page: String,
+    notices: u64,
+    opened: u64,
+}
+
+async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteStore>, args: &DemoArgs) -> Result<()> {
+    use std::sync::{Arc, RwLock};
+
+    // 6. The hub on loopback, with a sensor token, a console operator and two member tokens.
     let sensor = kizuna_hub::tokens::issue()?;
     let mut hub_config = env.config.hub.clone();
+    let listen: std::net::SocketAddr = if args.serve { args.listen } else { "127.0.0.1:0".parse()? };
     hub_config.listen = listen;
     hub_config.sensors.push(kizuna_hub::SensorConfig {
         name: "demo-sensor".into(),
         token_sha256: kizuna_hub::tokens::hash_hex(&sensor.secret),
     });
-    let first = store.members()?.into_iter().next().context("no members")?;
-    let t = kizuna_hub::tokens::issue()?;
-    store.add_token(first.id, t.hash, "demo", &t.prefix, Timestamp::now())?;
-    crate::cli::audit(
-        store.as_ref(),
-        "token.issue",
-        format!("member:{}", first.id),
-        serde_json::json!({"label": "demo", "prefix": t.prefix}),
-    )?;
-    // A console operator with a fresh random password for this run.
+    let members: Vec<_> = store.members()?.into_iter().take(2).collect();
+    anyhow::ensure!(members.len() == 2, "the demo world needs two members");
+    let mut member_tokens = Vec::new();
+    for m in &members {
+        let t = kizuna_hub::tokens::issue()?;
+        store.add_token(m.id, t.hash, "demo-agent", &t.prefix, Timestamp::now())?;
+        crate::cli::audit(
+            store.as_ref(),
+            "token.issue",
+            format!("member:{}", m.id),
+            serde_json::json!({"label": "demo-agent", "prefix": t.prefix}),
+        )?;
+        member_tokens.push(t.secret);
+    }
     let console_password = kizuna_hub::console::kizuna_console::auth::random_token()?;
     crate::console::demo_operator(store.as_ref(), "demo", &console_password)?;
     let hub = kizuna_hub::Hub::new(store, hub_config, env.config.ingest_settings()?)?;
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
-        let base = format!("http://{}", listener.local_addr()?);
-        println!("\nhub serving on {base} (Ctrl-C to stop)");
-        println!("  member {} pulls its observations:", first.name);
-        println!("    curl -H 'Authorization: Bearer {}' '{base}/api/v1/observations?limit=5'", t.secret);
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (hub_stop, hub_stopped) = tokio::sync::oneshot::channel::<()>();
+    let hub_task = tokio::spawn(hub.serve(listener, async {
+        let _ = hub_stopped.await;
+    }));
+    println!("6. hub on {base}; member tokens issued to {} and {}", members[0].name, members[1].name);
+
+    // 7. Two ISP agents, each with its own store, subscriber directory and RADIUS logs.
+    let clock = kizuna_isp::clock::ManualClock::new(Timestamp::from_secs(DEMO_START + 86_400));
+    let mut agents = Vec::new();
+    let mut page_stops = Vec::new();
+    for (m, token) in members.iter().zip(&member_tokens) {
+        let dir = args.dir.join(if m.name.starts_with("isp-") { m.name.clone() } else { format!("isp-{}", m.name) });
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let page_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let page_addr = page_listener.local_addr()?;
+        let cfg = agent_config(&dir, &base, token, page_addr, &m.display_name)?;
+        // The member's observed IPv4 addresses, as its agent will pull them.
+        let client = kizuna_isp::hub::HubClient::new(&cfg.hub)?;
+        let mut seen: Vec<String> = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..20 {
+            let page = client.page(&cursor).await?;
+            for o in &page.observations {
+                let v: serde_json::Value = serde_json::from_slice(&o.event)?;
+                if let Some(ip) = v.get("source.ip").and_then(|v| v.as_str())
+                    && ip.parse::<std::net::Ipv4Addr>().is_ok()
+                    && !seen.iter().any(|s| s == ip)
+                {
+                    seen.push(ip.to_owned());
+                }
+            }
+            cursor = page.next_cursor;
+            if !page.more || seen.len() >= DEMO_SUBSCRIBERS {
+                break;
+            }
+        }
+        seen.truncate(DEMO_SUBSCRIBERS);
+        let detail = dir.join("radacct/192.0.2.254/detail-20260305");
+        let mut radius = String::new();
+        let mut csv = String::from("subscriber_id,keys,name,email,postal_address,language\n");
+        for (k, ip) in seen.iter().enumerate() {
+            let user = format!("{}-user-{k:03}", m.name);
+            radius.push_str(&detail_record(DEMO_START - 3_600 + k as i64, &user, &format!("{}-{k}", m.name), ip));
+            csv.push_str(&format!(
+                "S-{k:03},{user},Subscriber {k:03},,\"{k}-1-1 Chiyoda, Tokyo\",{}\n",
+                if k % 2 == 0 { "ja" } else { "en" }
+            ));
+        }
+        if let Some(d) = detail.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(&detail, radius)?;
+        let csv_path = dir.join("subscribers.csv");
+        std::fs::write(&csv_path, csv)?;
+        let mut index = kizuna_sessions::SessionIndex::new(kizuna_sessions::ResolverConfig {
+            max_open_session_age: std::time::Duration::from_secs(60 * 86_400),
+            ..kizuna_sessions::ResolverConfig::default()
+        });
+        let loaded = index.load_file(&detail, kizuna_sessions::LogKind::RadiusDetail)?;
+        let agent_store = Arc::new(kizuna_isp::store::AgentStore::open(&cfg.database_path())?);
+        let (subs, bad) = kizuna_isp::subscribers::parse_csv(&csv_path)?;
+        anyhow::ensure!(bad.is_empty(), "subscriber directory: {bad:?}");
+        agent_store.upsert_subscribers(&subs, Timestamp::now(), "demo")?;
+        let agent = kizuna_isp::agent::Agent::new(
+            cfg,
+            agent_store,
+            Arc::new(RwLock::new(index)),
+            Arc::new(clock.clone()),
+            true,
+        )?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        page_stops.push(tx);
+        tokio::spawn(kizuna_isp::page::serve(agent.clone(), page_listener, async {
+            let _ = rx.await;
+        }));
+        println!(
+            "7. agent {}: {} subscribers, {} RADIUS sessions ({} rejected), store {}",
+            m.name,
+            subs.len(),
+            loaded.events,
+            loaded.rejected,
+            dir.display()
+        );
+        agents.push(DemoAgent {
+            name: m.name.clone(),
+            dir,
+            agent,
+            page: format!("http://{page_addr}"),
+            notices: 0,
+            opened: 0,
+        });
+    }
+
+    // 8. Simulated days: pull, cases, notices into the outbox, remediation.
+    println!("8. {DEMO_DAYS} simulated days:");
+    for day in 0..=DEMO_DAYS {
+        let mut line = format!("   day {day:>2} {}", kizuna_isp::clock::day_of(kizuna_isp::clock::Clock::now(&clock)));
+        for a in &mut agents {
+            let r = a.agent.round().await?;
+            if let Err(e) = a.agent.push_stats(7).await {
+                tracing::warn!("{}: pushing stats: {e}", a.name);
+            }
+            a.opened += r.pulled.cases_opened;
+            a.notices += r.tick.notices;
+            let mut states: std::collections::BTreeMap<&'static str, usize> = Default::default();
+            for c in a.agent.store.cases(true, usize::MAX)? {
+                *states.entry(c.state.as_str()).or_default() += 1;
+            }
+            let states: Vec<String> = states.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            line.push_str(&format!(
+                "  | {}: +{} cases, {} notices, {} letters; {}",
+                a.name,
+                r.pulled.cases_opened,
+                r.tick.notices,
+                r.letters,
+                states.join(", ")
+            ));
+        }
+        println!("{line}");
+        clock.advance_days(1);
+    }
+
+    println!("\nsummary:");
+    println!("  hub console: {base}/console/  (user demo, password {console_password})");
+    println!("  hub metrics: {base}/metrics");
+    for a in &agents {
+        let outbox = a.agent.config.letters_dir();
+        println!(
+            "  agent {}: cases opened {}, notices {}, letters in outbox {} ({}); countermeasure pages {}; store {}",
+            a.name,
+            a.opened,
+            a.notices,
+            count_files(&outbox),
+            outbox.display(),
+            a.page,
+            a.dir.display()
+        );
+    }
+
+    if args.serve {
+        println!("\nserving until Ctrl-C");
         println!("  a sensor pushes a batch:");
         println!(
             "    curl -H 'Authorization: Bearer {}' --data-binary @FILE '{base}/api/v1/ingest?format=cowrie'",
             sensor.secret
         );
-        println!("  web console: {base}/console/  (user demo, password {console_password})");
-        println!("  {base}/metrics   {base}/healthz");
-        hub.serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-        anyhow::Ok(())
-    })
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    for tx in page_stops {
+        let _ = tx.send(());
+    }
+    let _ = hub_stop.send(());
+    hub_task.await??;
+    Ok(())
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()
+}
+
+/// One FreeRADIUS 3.2 accounting Start record, as `rlm_detail` writes it.
+fn detail_record(at: i64, user: &str, session: &str, ip: &str) -> String {
+    let t = Timestamp::from_secs(at).to_datetime();
+    format!(
+        "{}\n\tAcct-Status-Type = Start\n\tUser-Name = \"{user}\"\n\tAcct-Session-Id = \"{session}\"\n\t\
+         NAS-IP-Address = 192.0.2.254\n\tFramed-IP-Address = {ip}\n\tEvent-Timestamp = \"{} UTC\"\n\t\
+         Acct-Unique-Session-Id = \"{:x}\"\n\tTimestamp = {at}\n\n",
+        t.format("%a %b %e %H:%M:%S %Y"),
+        t.format("%b %e %Y %H:%M:%S"),
+        at
+    )
+}
+
+fn agent_config(
+    dir: &Path,
+    hub: &str,
+    token: &str,
+    page: std::net::SocketAddr,
+    isp_name: &str,
+) -> Result<kizuna_isp::config::AgentConfig> {
+    let text = format!(
+        r#"
+data_dir = {data}
+
+[hub]
+url = {hub}
+token = {token}
+page_limit = 500
+
+[policy]
+grace_hours = 1
+observe_days = 2
+reminder_days = 2
+final_days = 2
+remediation_days = 3
+escalation_action = "walled-garden"
+legal_basis = "legitimate-business"
+
+[page]
+listen = "{page}"
+public_base_url = "http://{page}"
+isp_name = {isp}
+support_contact = "0120-000-000"
+"#,
+        data = toml::Value::String(dir.display().to_string()),
+        hub = toml::Value::String(hub.to_owned()),
+        token = toml::Value::String(token.to_owned()),
+        isp = toml::Value::String(isp_name.to_owned()),
+    );
+    Ok(kizuna_isp::config::AgentConfig::parse(&text)?)
 }
