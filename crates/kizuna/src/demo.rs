@@ -190,6 +190,10 @@ pub fn run(env: &Env, args: &DemoArgs) -> Result<ExitCode> {
     // 3. Ingest.
     let settings = env.config.ingest_settings()?;
     let attributor = kizuna_pipeline::attributor_from_store(store_ref)?;
+    // Indicators are derived after each committed batch, as `kizuna ingest` and the hub do.
+    let policy = crate::indicator::policy(&env)?;
+    let hub_store: &dyn kizuna_store::HubStore = store.as_ref();
+    let derive = crate::indicator::ingest_step(hub_store, &policy);
     let mut total = kizuna_pipeline::Summary::default();
     let started = std::time::Instant::now();
     println!("3. ingest:");
@@ -207,7 +211,8 @@ pub fn run(env: &Env, args: &DemoArgs) -> Result<ExitCode> {
             feed_name: None,
             feed_provider: None,
         };
-        let s = kizuna_pipeline::ingest(store_ref, &attributor, &format, &ctx, &head[..], &settings.options)?;
+        let s =
+            kizuna_pipeline::ingest_with(store_ref, &attributor, &format, &ctx, &head[..], &settings.options, &derive)?;
         println!(
             "   {file:<48} read {:>6}  stored {:>6}  dup {:>6}  quarantined {:>2}  skipped {:>5}  attributed {:>6}",
             s.read,
@@ -249,6 +254,7 @@ pub fn run(env: &Env, args: &DemoArgs) -> Result<ExitCode> {
         kizuna_store::audit::Verdict::Broken { seq, reason } => println!("5. audit log BROKEN at {seq}: {reason}"),
     }
 
+    drop(derive);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(run_loop(&env, store, args))?;
     Ok(ExitCode::SUCCESS)
@@ -296,6 +302,7 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
     }
     let console_password = kizuna_hub::console::kizuna_console::auth::random_token()?;
     crate::console::demo_operator(store.as_ref(), "demo", &console_password)?;
+    let dns_store = store.clone();
     let hub = kizuna_hub::Hub::new(store, hub_config, env.config.ingest_settings()?)?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -392,8 +399,45 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
         });
     }
 
-    // 8. Simulated days: pull, cases, notices into the outbox, remediation.
-    println!("8. {DEMO_DAYS} simulated days:");
+    // 8. The DNS primary: one RPZ zone per member, from the hub's indicator store.
+    let dns_udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let dns_addr = dns_udp.local_addr()?;
+    let dns_tcp = tokio::net::TcpListener::bind(dns_addr).await.with_context(|| format!("binding {dns_addr}/tcp"))?;
+    let dns_http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let dns_http_addr = dns_http.local_addr()?;
+    let mut dns_toml = format!(
+        "listen = \"{dns_addr}\"\nhttp_listen = \"{dns_http_addr}\"\npoll_interval_ms = 200\nserial_state = {}\n",
+        toml::Value::String(args.dir.join("dns-serials.json").display().to_string())
+    );
+    for m in &members {
+        dns_toml.push_str(&format!(
+            "\n[[zones]]\nmember = \"{n}\"\nallow_transfer = [\"127.0.0.0/8\"]\n[zones.policy]\n\
+             zone_name = \"rpz.{n}.kizuna.example\"\nttl = 5\naction = {{ type = \"nxdomain\" }}\n",
+            n = m.name
+        ));
+    }
+    let dns_cfg = kizuna_dns::DnsConfig::from_toml(&dns_toml).context("demo DNS configuration")?;
+    let dns_policy = crate::indicator::policy(env)?;
+    let feed: Arc<dyn kizuna_dns::IndicatorFeed> = Arc::new(kizuna_dns::StoreFeed::new(
+        dns_store,
+        Box::new(move |r| match kizuna_indicators::publish_granularity(r, &dns_policy) {
+            kizuna_indicators::Granularity::Host => kizuna_dns::kizuna_rpz::Granularity::Host,
+            kizuna_indicators::Granularity::UrlOnly => kizuna_dns::kizuna_rpz::Granularity::UrlOnly,
+        }),
+    ));
+    let items = feed.active(Timestamp::now())?;
+    let mut triggers = Vec::new();
+    for z in &dns_cfg.zones {
+        let built = kizuna_dns::service::build_zone(z, &items, Timestamp::now())?;
+        triggers.push((z.policy.zone_name.clone(), built.trigger_count()));
+    }
+    let svc = kizuna_dns::Service::new(dns_cfg, feed, kizuna_dns::DnsMetrics::new())?;
+    let primary = svc.primary.clone();
+    let dns_task = tokio::spawn(svc.run_on(dns_udp, dns_tcp, Some(dns_http)));
+    println!("8. DNS primary on {dns_addr} (UDP+TCP), API {dns_http_addr}; {} active indicators", items.len());
+
+    // 9. Simulated days: pull, cases, notices into the outbox, remediation.
+    println!("9. {DEMO_DAYS} simulated days:");
     for day in 0..=DEMO_DAYS {
         let mut line = format!("   day {day:>2} {}", kizuna_isp::clock::day_of(kizuna_isp::clock::Clock::now(&clock)));
         for a in &mut agents {
@@ -438,6 +482,19 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
         );
     }
 
+    let mut zones = primary.zones();
+    zones.sort_by(|a, b| a.label.cmp(&b.label));
+    for z in &zones {
+        let n = triggers.iter().find(|(name, _)| name.trim_end_matches('.') == z.label).map(|(_, n)| *n).unwrap_or(0);
+        println!(
+            "  DNS zone {}: serial {}, {n} triggers (dig @{} -p {} {} SOA)",
+            z.label,
+            z.zone.current().serial,
+            dns_addr.ip(),
+            dns_addr.port(),
+            z.label
+        );
+    }
     if args.serve {
         println!("\nserving until Ctrl-C");
         println!("  a sensor pushes a batch:");
@@ -450,6 +507,7 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
     for tx in page_stops {
         let _ = tx.send(());
     }
+    dns_task.abort();
     let _ = hub_stop.send(());
     hub_task.await??;
     Ok(())

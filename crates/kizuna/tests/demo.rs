@@ -46,6 +46,12 @@ fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
         assert_eq!(summary_number(line, "letters in outbox"), files as u64, "{line}");
         assert!(dir.join(name).join("radacct").is_dir(), "{name}: session logs");
     }
+    let zones: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("DNS zone rpz.")).collect();
+    assert_eq!(zones.len(), 2, "one RPZ zone per agent's member:\n{stdout}");
+    for z in zones {
+        assert!(summary_number(z, "serial") > 1, "{z}");
+        assert!(summary_number(z, ",") > 0, "zone has triggers from the derived indicators: {z}");
+    }
     assert!(stdout.contains("remediated"), "cases reach remediation over the simulated days:\n{stdout}");
 }
 
