@@ -272,6 +272,8 @@ struct DemoAgent {
     page: String,
     notices: u64,
     opened: u64,
+    /// Addresses with a subscriber behind them (the sensor sees some of them again).
+    addresses: Vec<String>,
 }
 
 async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteStore>, args: &DemoArgs) -> Result<()> {
@@ -396,6 +398,7 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
             page: format!("http://{page_addr}"),
             notices: 0,
             opened: 0,
+            addresses: seen,
         });
     }
 
@@ -438,7 +441,34 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
 
     // 9. Simulated days: pull, cases, notices into the outbox, remediation.
     println!("9. {DEMO_DAYS} simulated days:");
+    let http = reqwest::Client::new();
+    let first_serials: Vec<(String, u32)> =
+        primary.zones().iter().map(|z| (z.label.clone(), z.zone.current().serial)).collect();
     for day in 0..=DEMO_DAYS {
+        // The sensor keeps seeing some subscribers: every fourth one until day 8 (reminders,
+        // final notice, escalation), the next ones until day 3 (remediated later).
+        if day > 0 {
+            let now = kizuna_isp::clock::Clock::now(&clock).as_secs() - 7_200;
+            let mut body = String::new();
+            for a in &agents {
+                for (k, ip) in a.addresses.iter().enumerate() {
+                    if (k % 4 == 0 && day <= 8) || (k % 4 == 1 && day <= 3) {
+                        body.push_str(&cowrie_lines(ip, now + k as i64, &format!("{day:02}{k:04}")));
+                    }
+                }
+            }
+            if !body.is_empty() {
+                let resp = http
+                    .post(format!("{base}/api/v1/ingest?format=cowrie&name=demo-day-{day}"))
+                    .bearer_auth(&sensor.secret)
+                    .body(body)
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let text = resp.text().await?;
+                anyhow::ensure!(status.is_success(), "sensor push on day {day}: {status} {text}");
+            }
+        }
         let mut line = format!("   day {day:>2} {}", kizuna_isp::clock::day_of(kizuna_isp::clock::Clock::now(&clock)));
         for a in &mut agents {
             let r = a.agent.round().await?;
@@ -482,14 +512,17 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
         );
     }
 
+    // Let the primary's change follower see the last pushes.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let mut zones = primary.zones();
     zones.sort_by(|a, b| a.label.cmp(&b.label));
     for z in &zones {
         let n = triggers.iter().find(|(name, _)| name.trim_end_matches('.') == z.label).map(|(_, n)| *n).unwrap_or(0);
         println!(
-            "  DNS zone {}: serial {}, {n} triggers (dig @{} -p {} {} SOA)",
+            "  DNS zone {}: serial {} (first {}), {n} triggers at start (dig @{} -p {} {} SOA)",
             z.label,
             z.zone.current().serial,
+            first_serials.iter().find(|(l, _)| *l == z.label).map(|(_, s)| *s).unwrap_or(0),
             dns_addr.ip(),
             dns_addr.port(),
             z.label
@@ -511,6 +544,26 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
     let _ = hub_stop.send(());
     hub_task.await??;
     Ok(())
+}
+
+/// A cowrie session from `ip`: connect and one failed login, at `at` (Unix seconds).
+fn cowrie_lines(ip: &str, at: i64, session: &str) -> String {
+    let t = Timestamp::from_secs(at).to_datetime().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let mut out = serde_json::json!({
+        "eventid": "cowrie.session.connect", "src_ip": ip, "src_port": 40000, "dst_ip": "10.72.95.229",
+        "dst_port": 23, "session": session, "protocol": "telnet", "sensor": "hp-demo-01", "timestamp": t,
+    })
+    .to_string();
+    out.push('\n');
+    out.push_str(
+        &serde_json::json!({
+            "eventid": "cowrie.login.failed", "username": "root", "password": "admin", "sensor": "hp-demo-01",
+            "timestamp": t, "src_ip": ip, "session": session,
+        })
+        .to_string(),
+    );
+    out.push('\n');
+    out
 }
 
 fn count_files(dir: &Path) -> usize {

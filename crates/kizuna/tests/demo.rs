@@ -52,6 +52,9 @@ fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
         assert!(summary_number(z, "serial") > 1, "{z}");
         assert!(summary_number(z, ",") > 0, "zone has triggers from the derived indicators: {z}");
     }
+    for state in ["reminded", "final-notice", "escalated"] {
+        assert!(stdout.contains(state), "some cases reach {state} over the simulated days:\n{stdout}");
+    }
     assert!(stdout.contains("remediated"), "cases reach remediation over the simulated days:\n{stdout}");
 }
 
