@@ -256,7 +256,7 @@ pub fn run(env: &Env, args: &DemoArgs) -> Result<ExitCode> {
 
     drop(derive);
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(run_loop(&env, store, args))?;
+    rt.block_on(run_loop(&env, store, args, &world))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -276,7 +276,12 @@ struct DemoAgent {
     addresses: Vec<String>,
 }
 
-async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteStore>, args: &DemoArgs) -> Result<()> {
+async fn run_loop(
+    env: &Env,
+    store: std::sync::Arc<kizuna_store::sqlite::SqliteStore>,
+    args: &DemoArgs,
+    world: &World,
+) -> Result<()> {
     use std::sync::{Arc, RwLock};
 
     // 6. The hub on loopback, with a sensor token, a console operator and two member tokens.
@@ -469,6 +474,25 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
                 anyhow::ensure!(status.is_success(), "sensor push on day {day}: {status} {text}");
             }
         }
+        // Day 5: a new compromised-website report arrives; the hub derives indicators from it
+        // and the DNS primary publishes them (the zones' serials move).
+        if day == 5 {
+            let start = kizuna_isp::clock::Clock::now(&clock).as_secs() - 86_400;
+            let spec =
+                EventSpec { lines: 40, seed: 905, start, span_secs: 80_000, ipv6_share: 0.0, unrouted_share: 0.0 };
+            let mut report = Vec::new();
+            write_events(world, "compromised_website", &spec, &mut report)?;
+            let date = kizuna_isp::clock::day_of(Timestamp::from_secs(start));
+            let resp = http
+                .post(format!("{base}/api/v1/ingest?format=shadowserver:compromised_website&name={date}-compromised_website-jp.csv"))
+                .bearer_auth(&sensor.secret)
+                .body(report)
+                .send()
+                .await?;
+            let status = resp.status();
+            let text = resp.text().await?;
+            anyhow::ensure!(status.is_success(), "feed push on day {day}: {status} {text}");
+        }
         let mut line = format!("   day {day:>2} {}", kizuna_isp::clock::day_of(kizuna_isp::clock::Clock::now(&clock)));
         for a in &mut agents {
             let r = a.agent.round().await?;
@@ -513,7 +537,17 @@ async fn run_loop(env: &Env, store: std::sync::Arc<kizuna_store::sqlite::SqliteS
     }
 
     // Let the primary's change follower see the last pushes.
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // (waits up to 10 s for every zone to move past its first serial).
+    for _ in 0..50 {
+        let moved = primary
+            .zones()
+            .iter()
+            .all(|z| first_serials.iter().any(|(l, s)| *l == z.label && *s != z.zone.current().serial));
+        if moved {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let mut zones = primary.zones();
     zones.sort_by(|a, b| a.label.cmp(&b.label));
     for z in &zones {

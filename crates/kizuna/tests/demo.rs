@@ -50,6 +50,10 @@ fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
     assert_eq!(zones.len(), 2, "one RPZ zone per agent's member:\n{stdout}");
     for z in zones {
         assert!(summary_number(z, "serial") > 1, "{z}");
+        assert!(
+            summary_number(z, "serial") > summary_number(z, "(first"),
+            "the day-5 report's indicators moved the zone's serial: {z}"
+        );
         assert!(summary_number(z, ",") > 0, "zone has triggers from the derived indicators: {z}");
     }
     for state in ["reminded", "final-notice", "escalated"] {
