@@ -326,7 +326,7 @@ async fn metrics_text(State(hub): State<Arc<Hub>>) -> Response {
         m.store_unattributed.set(totals.unattributed as i64);
         m.store_quarantined.set(totals.quarantined as i64);
         for (id, n) in totals.per_member {
-            let name = members.iter().find(|x| x.id == id).map(|x| x.name.clone()).unwrap_or_else(|| id.to_string());
+            let name = member_name(&members, id);
             m.store_member_observations.get_or_create(&metrics::MemberLabel { member: name }).set(n as i64);
         }
     }
@@ -397,9 +397,14 @@ async fn ingest(
         let h = hub.clone();
         blocking(move || Ok(h.store.members()?)).await?
     };
-    let name_of = |id| members.iter().find(|m| m.id == id).map(|m| m.name.clone()).unwrap_or_else(|| id.to_string());
+    let name_of = |id| member_name(&members, id);
     hub.metrics.record_ingest(&summary, name_of);
     Ok(axum::Json(summary_json(&summary, &members)).into_response())
+}
+
+/// A member's name for labels and summaries; the id when the member is unknown.
+fn member_name(members: &[Member], id: kizuna_model::MemberId) -> String {
+    members.iter().find(|m| m.id == id).map(|m| m.name.clone()).unwrap_or_else(|| id.to_string())
 }
 
 /// The JSON form of an ingest summary (also printed by `kizuna ingest --json`).
@@ -408,7 +413,7 @@ pub fn summary_json(s: &Summary, members: &[Member]) -> serde_json::Value {
         .per_member
         .iter()
         .map(|(id, n)| {
-            let name = members.iter().find(|m| m.id == *id).map(|m| m.name.clone()).unwrap_or_else(|| id.to_string());
+            let name = member_name(members, *id);
             (name, serde_json::Value::from(*n))
         })
         .collect();
