@@ -124,7 +124,7 @@ async fn agent_console_pages_and_login() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let http = test_client();
+    let http = kizuna_testkit::http_client_no_redirect();
 
     let r = http.get(format!("{base}/console/cases")).send().await.expect("get");
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "login required");
@@ -205,11 +205,4 @@ async fn agent_console_pages_and_login() {
     );
     assert_eq!(get("/console/cases".into(), viewer).await.0, StatusCode::OK);
     assert_eq!(get("/console/cases".into(), "forged".into()).await.0, StatusCode::SEE_OTHER);
-}
-
-/// A plain-HTTP client that does not follow redirects. Installs the process-wide rustls provider
-/// first: with the workspace's features unified, reqwest is built with `rustls-no-provider`.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }

@@ -60,7 +60,7 @@ async fn start() -> Env {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let http = test_client();
+    let http = kizuna_testkit::http_client_no_redirect();
     let _ = b;
     Env { base: format!("http://{addr}"), http, store, _dir: dir }
 }
@@ -261,11 +261,4 @@ async fn every_authorisation_rule_holds() {
         page.contains(r#"data-action="console.login.failed""#) && page.contains(r#"data-action="console.user.add""#)
     );
     let _ = MemberId(0);
-}
-
-/// A plain-HTTP client that does not follow redirects. Installs the process-wide rustls provider
-/// first: with the workspace's features unified, reqwest is built with `rustls-no-provider`.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }

@@ -122,7 +122,7 @@ fn source_ips(v: &serde_json::Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sensors_push_and_each_member_reads_only_its_own() {
     let f = start().await;
-    let client = test_client();
+    let client = kizuna_testkit::http_client();
     let lines = [
         cowrie_line("192.0.2.10", 40000, 1),
         cowrie_line("2001:db8:a::77", 40001, 2),
@@ -161,7 +161,7 @@ async fn sensors_push_and_each_member_reads_only_its_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_checked() {
     let f = start().await;
-    let client = test_client();
+    let client = kizuna_testkit::http_client();
     assert_eq!(client.get(format!("{}/api/v1/observations", f.base)).send().await.expect("get").status(), 401);
     assert_eq!(page(&f, &client, "kz_not-a-real-token", "", 10).await.status(), 401);
     // A member token cannot push, and a sensor token cannot read reports.
@@ -196,7 +196,7 @@ async fn tokens_are_checked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_while_ingesting_has_no_gaps_and_no_duplicates() {
     let f = start().await;
-    let client = test_client();
+    let client = kizuna_testkit::http_client();
     let total = 40u32;
     let per_batch = 25u32;
     let writer = {
@@ -251,7 +251,7 @@ async fn paging_while_ingesting_has_no_gaps_and_no_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {
     let f = start().await;
-    let client = test_client();
+    let client = kizuna_testkit::http_client();
     push(&f, &client, [cowrie_line("192.0.2.10", 1, 1), cowrie_line("100.64.0.1", 2, 2), "garbage".into()].join("\n"))
         .await;
     let _ = page(&f, &client, &f.token_a, "", 10).await;
@@ -297,7 +297,7 @@ async fn the_hub_applies_retention_and_records_it() {
     tokio::spawn(hub.clone().serve(listener, async {
         let _ = rx.await;
     }));
-    let client = test_client();
+    let client = kizuna_testkit::http_client();
     // Two old events (2026-03-05): kept by the cowrie feed's long retention; the same events
     // under another feed name fall under the 30-day default and go.
     for feed in ["cowrie", "old-feed"] {
@@ -317,11 +317,4 @@ async fn the_hub_applies_retention_and_records_it() {
     assert_eq!(store.totals().expect("totals").observations, 2);
     let audit = store.audit_entries(0, 100).expect("audit");
     assert!(audit.iter().any(|e| e.record.action == "retention.expire" && e.record.detail.contains("\"deleted\":2")));
-}
-
-/// A plain-HTTP client. Installs the process-wide rustls provider first: with the workspace's
-/// features unified, reqwest is built with `rustls-no-provider` and needs one.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }

@@ -46,7 +46,7 @@ async fn red_observation_naming_another_recipient_is_not_returned() {
         event("192.0.2.5", "AMBER", ""),
     ]
     .join("\n");
-    let client = test_client();
+    let client = kizuna_testkit::http_client();
     let r = client
         .post(format!("{base}/api/v1/ingest?format=intelmq&name=b.json"))
         .bearer_auth(&sensor.secret)
@@ -92,11 +92,4 @@ async fn red_observation_naming_another_recipient_is_not_returned() {
     let read = audit.iter().find(|e| e.record.action == "report.read").expect("report.read audited");
     let detail: serde_json::Value = serde_json::from_str(&read.record.detail).expect("detail");
     assert_eq!(detail["withheld"], 2);
-}
-
-/// A plain-HTTP client. Installs the process-wide rustls provider first: with the workspace's
-/// features unified, reqwest is built with `rustls-no-provider` and needs one.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }

@@ -108,7 +108,7 @@ async fn two_hubs_share_once_with_provenance_and_no_loop() {
     let b_store: Arc<dyn HubStore> = b.store.clone();
     sharing::sync_indicators(&a_store, "hub-a", now).expect("sync A");
 
-    let http = test_client();
+    let http = kizuna_testkit::http_client();
     let from_a = collection(&a, "hub-b", "b-pulls-a");
     let mut state = PollState::default();
     let mut imported = 0;
@@ -144,11 +144,4 @@ async fn two_hubs_share_once_with_provenance_and_no_loop() {
     let from_b = collection(&b, "hub-a", "a-pulls-b");
     let back = client::poll(&http, &from_b, &PollState::default()).await.expect("A polls B");
     assert!(back.objects.is_empty(), "looped back: {:?}", back.objects);
-}
-
-/// A plain-HTTP client. Installs the process-wide rustls provider first: with the workspace's
-/// features unified, reqwest is built with `rustls-no-provider` and needs one.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }

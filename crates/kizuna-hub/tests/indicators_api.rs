@@ -58,7 +58,17 @@ async fn start() -> Fixture {
     tokio::spawn(hub.serve(listener, async {
         let _ = rx.await;
     }));
-    Fixture { base, store, analyst, member_a, member_b, sensor, client: test_client(), _dir: dir, _shutdown: tx }
+    Fixture {
+        base,
+        store,
+        analyst,
+        member_a,
+        member_b,
+        sensor,
+        client: kizuna_testkit::http_client(),
+        _dir: dir,
+        _shutdown: tx,
+    }
 }
 
 impl Fixture {
@@ -320,11 +330,4 @@ async fn ingest_derives_indicators_after_commit_and_metrics_count_them() {
         })
         .unwrap_or_else(|| panic!("no indicator gauge in\n{metrics}"));
     assert!(line.ends_with(" 3"), "{line}");
-}
-
-/// A plain-HTTP client. Installs the process-wide rustls provider first: with the workspace's
-/// features unified, reqwest is built with `rustls-no-provider` and needs one.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }

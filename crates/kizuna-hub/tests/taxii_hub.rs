@@ -90,7 +90,7 @@ async fn hub_serves_its_indicators_over_taxii_by_audience() {
         auth: ClientAuth::Basic { user: "cert-x".into(), password: "s3cret-pw".into() },
         limit: 1,
     };
-    let http = test_client();
+    let http = kizuna_testkit::http_client();
     let first = client::poll(&http, &rc, &PollState::default()).await.expect("poll");
     let mut names: Vec<String> = first.objects.iter().filter_map(|o| o["name"].as_str().map(str::to_owned)).collect();
     names.sort();
@@ -110,11 +110,4 @@ async fn hub_serves_its_indicators_over_taxii_by_audience() {
     assert_eq!(r.status(), 401);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["http_status"], "401");
-}
-
-/// A plain-HTTP client. Installs the process-wide rustls provider first: with the workspace's
-/// features unified, reqwest is built with `rustls-no-provider` and needs one.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }

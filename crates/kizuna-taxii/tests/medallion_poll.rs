@@ -52,7 +52,7 @@ async fn polls_medallion_incrementally() {
         auth: ClientAuth::Basic { user: "admin".into(), password: "Password0".into() },
         limit: 100,
     };
-    let http = test_client();
+    let http = kizuna_testkit::http_client();
 
     let first = client::poll(&http, &rc, &PollState::default()).await.expect("first poll");
     assert_eq!(first.objects.len(), n);
@@ -82,11 +82,4 @@ async fn polls_medallion_incrementally() {
     let bad = RemoteCollection { auth: ClientAuth::Basic { user: "admin".into(), password: "nope".into() }, ..rc };
     let e = client::poll(&http, &bad, &PollState::default()).await.expect_err("401");
     assert!(matches!(e, client::ClientError::Status { status: 401, .. }), "{e}");
-}
-
-/// A plain-HTTP client. Installs the process-wide rustls provider first: with the workspace's
-/// features unified, reqwest is built with `rustls-no-provider` and needs one.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }

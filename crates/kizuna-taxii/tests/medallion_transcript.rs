@@ -107,7 +107,7 @@ async fn replaying_taxii2_client_against_medallion_gives_the_same_answers() {
     let config = TaxiiConfig { api_root: "trustgroup1".into(), ..TaxiiConfig::default() };
     let run = common::start(config, Arc::new(store), Arc::new(directory)).await;
     let upstream = transcript["base_url"].as_str().expect("base_url").to_owned();
-    let http = test_client();
+    let http = kizuna_testkit::http_client();
     let mut last_next: Option<String> = None;
     let mut replayed = 0;
     for call in transcript["calls"].as_array().expect("calls") {
@@ -170,11 +170,4 @@ async fn replaying_taxii2_client_against_medallion_gives_the_same_answers() {
         replayed += 1;
     }
     assert_eq!(replayed, 7, "every collection call of the transcript replayed");
-}
-
-/// A plain-HTTP client. Installs the process-wide rustls provider first: with the workspace's
-/// features unified, reqwest is built with `rustls-no-provider` and needs one.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }

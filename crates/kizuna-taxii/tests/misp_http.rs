@@ -75,7 +75,7 @@ async fn misp_feed_over_http_imports() {
         assert!(Instant::now() < deadline, "http.server did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let http = test_client();
+    let http = kizuna_testkit::http_client();
     let (events, failed) =
         client::fetch_misp_feed(&http, &format!("http://127.0.0.1:{port}/"), &ClientAuth::None).await.expect("feed");
     assert_eq!(events.len(), feed.events.len());
@@ -92,11 +92,4 @@ async fn misp_feed_over_http_imports() {
     let mut want: Vec<(String, Tlp)> = inds.iter().map(|i| (i.value.clone(), i.tlp)).collect();
     want.sort();
     assert_eq!(got, want);
-}
-
-/// A plain-HTTP client. Installs the process-wide rustls provider first: with the workspace's
-/// features unified, reqwest is built with `rustls-no-provider` and needs one.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }

@@ -269,7 +269,7 @@ async fn status_and_body(r: reqwest::RequestBuilder) -> (u16, String, Value) {
 async fn errors_are_taxii_error_objects() {
     let w = world().await;
     let base = &w.run.base;
-    let http = test_client();
+    let http = kizuna_testkit::http_client();
     let taxii = "application/taxii+json;version=2.1";
     let col = format!("{base}/taxii2/kizuna/collections/kizuna-indicators/objects/");
     let cases: Vec<(u16, reqwest::RequestBuilder)> = vec![
@@ -348,11 +348,4 @@ async fn errors_are_taxii_error_objects() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(p2["objects"].as_array().map(|o| o.len()), Some(5), "next without limit works and filters may change");
-}
-
-/// A plain-HTTP client. Installs the process-wide rustls provider first: with the workspace's
-/// features unified, reqwest is built with `rustls-no-provider` and needs one.
-fn test_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }
