@@ -11,73 +11,30 @@ use crate::text::{C2_TLDS, Domain, Hex, JP_TLDS, Rdns};
 use crate::time::{civil, write_http_date, write_space};
 use crate::{EventSpec, UnknownReport, World};
 
-const SINKHOLE: &[&str] = &[
-    "timestamp",
-    "protocol",
-    "src_ip",
-    "src_port",
-    "src_asn",
-    "src_geo",
-    "src_region",
-    "src_city",
-    "src_hostname",
-    "src_naics",
-    "src_sector",
-    "device_vendor",
-    "device_type",
-    "device_model",
-    "severity",
-    "dst_ip",
-    "dst_port",
-    "dst_asn",
-    "dst_geo",
-    "dst_region",
-    "dst_city",
-    "dst_hostname",
-    "dst_naics",
-    "dst_sector",
-    "public_source",
-    "infection",
-    "family",
-    "tag",
-    "application",
-    "version",
-    "event_id",
-    "ssl_cipher",
-    "ssl_servername",
-];
-const SINKHOLE_HTTP: &[&str] = &[
-    "timestamp",
-    "protocol",
-    "src_ip",
-    "src_port",
-    "src_asn",
-    "src_geo",
-    "src_region",
-    "src_city",
-    "src_hostname",
-    "src_naics",
-    "src_sector",
-    "device_vendor",
-    "device_type",
-    "device_model",
-    "severity",
-    "dst_ip",
-    "dst_port",
-    "dst_asn",
-    "dst_geo",
-    "dst_region",
-    "dst_city",
-    "dst_hostname",
-    "dst_naics",
-    "dst_sector",
-    "public_source",
-    "infection",
-    "family",
-    "tag",
-    "application",
-    "version",
-    "event_id",
+/// The columns every `event*` report starts with (device, source and destination, infection).
+macro_rules! event_columns {
+    ($($extra:literal),* $(,)?) => {
+        &[
+            "timestamp", "protocol", "src_ip", "src_port", "src_asn", "src_geo", "src_region", "src_city",
+            "src_hostname", "src_naics", "src_sector", "device_vendor", "device_type", "device_model", "severity",
+            "dst_ip", "dst_port", "dst_asn", "dst_geo", "dst_region", "dst_city", "dst_hostname", "dst_naics",
+            "dst_sector", "public_source", "infection", "family", "tag", "application", "version", "event_id",
+            $($extra),*
+        ]
+    };
+}
+/// The columns every `scan*` and `compromised_website` report starts with (the scanned host).
+macro_rules! host_columns {
+    ($($extra:literal),* $(,)?) => {
+        &[
+            "timestamp", "severity", "ip", "protocol", "port", "hostname", "tag", "asn", "geo", "region", "city",
+            "naics", "hostname_source", "sector",
+            $($extra),*
+        ]
+    };
+}
+const SINKHOLE: &[&str] = event_columns!["ssl_cipher", "ssl_servername"];
+const SINKHOLE_HTTP: &[&str] = event_columns![
     "http_url",
     "http_host",
     "http_agent",
@@ -87,38 +44,7 @@ const SINKHOLE_HTTP: &[&str] = &[
     "ssl_servername",
     "machine_name",
 ];
-const BRUTE_FORCE: &[&str] = &[
-    "timestamp",
-    "protocol",
-    "src_ip",
-    "src_port",
-    "src_asn",
-    "src_geo",
-    "src_region",
-    "src_city",
-    "src_hostname",
-    "src_naics",
-    "src_sector",
-    "device_vendor",
-    "device_type",
-    "device_model",
-    "severity",
-    "dst_ip",
-    "dst_port",
-    "dst_asn",
-    "dst_geo",
-    "dst_region",
-    "dst_city",
-    "dst_hostname",
-    "dst_naics",
-    "dst_sector",
-    "public_source",
-    "infection",
-    "family",
-    "tag",
-    "application",
-    "version",
-    "event_id",
+const BRUTE_FORCE: &[&str] = event_columns![
     "service",
     "start_time",
     "end_time",
@@ -137,21 +63,7 @@ const BRUTE_FORCE: &[&str] = &[
     "target_product",
     "target_class",
 ];
-const SCAN_HTTP: &[&str] = &[
-    "timestamp",
-    "severity",
-    "ip",
-    "protocol",
-    "port",
-    "hostname",
-    "tag",
-    "asn",
-    "geo",
-    "region",
-    "city",
-    "naics",
-    "hostname_source",
-    "sector",
+const SCAN_HTTP: &[&str] = host_columns![
     "http",
     "http_code",
     "http_reason",
@@ -165,38 +77,8 @@ const SCAN_HTTP: &[&str] = &[
     "http_date",
     "version",
 ];
-const SCAN_TELNET: &[&str] = &[
-    "timestamp",
-    "severity",
-    "ip",
-    "protocol",
-    "port",
-    "hostname",
-    "tag",
-    "asn",
-    "geo",
-    "region",
-    "city",
-    "naics",
-    "hostname_source",
-    "sector",
-    "banner",
-];
-const COMPROMISED_WEBSITE: &[&str] = &[
-    "timestamp",
-    "severity",
-    "ip",
-    "protocol",
-    "port",
-    "hostname",
-    "tag",
-    "asn",
-    "geo",
-    "region",
-    "city",
-    "naics",
-    "hostname_source",
-    "sector",
+const SCAN_TELNET: &[&str] = host_columns!["banner"];
+const COMPROMISED_WEBSITE: &[&str] = host_columns![
     "application",
     "url",
     "http_host",
