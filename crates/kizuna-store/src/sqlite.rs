@@ -198,6 +198,21 @@ impl<T> Sql<T> for rusqlite::Result<T> {
     }
 }
 
+/// Runs a prepared query and maps every row with `f`: the one row loop of every listing query
+/// (errors from `f`, such as corrupt values, pass through unchanged).
+pub(crate) fn collect_rows<T>(
+    st: &mut rusqlite::Statement<'_>,
+    p: impl rusqlite::Params,
+    mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut rows = st.query(p).sql()?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().sql()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
 pub(crate) fn sql_error(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         let msg = msg.clone().unwrap_or_default();
@@ -1121,12 +1136,10 @@ impl Store for SqliteStore {
                     "SELECT id, at, source_name, line, reason, raw FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2",
                 )
                 .sql()?;
-            let mut rows = st.query(params![u64_sql(after), limit_sql(limit)]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
+            collect_rows(&mut st, params![u64_sql(after), limit_sql(limit)], |r| {
                 let id: i64 = r.get(0).sql()?;
                 let line: i64 = r.get(3).sql()?;
-                out.push(QuarantineEntry {
+                Ok(QuarantineEntry {
                     id: u64::try_from(id).map_err(|_| corrupt("quarantine entry", "negative id"))?,
                     at: Timestamp::from_micros(r.get(1).sql()?),
                     rejected: Rejected {
@@ -1135,9 +1148,8 @@ impl Store for SqliteStore {
                         reason: r.get(4).sql()?,
                         raw: r.get(5).sql()?,
                     },
-                });
-            }
-            Ok(out)
+                })
+            })
         })
     }
 
@@ -1238,12 +1250,7 @@ impl Store for SqliteStore {
     fn members(&self) -> Result<Vec<Member>> {
         self.read(|c| {
             let mut st = c.prepare_cached(&format!("SELECT {MEMBER_COLUMNS} FROM members ORDER BY id")).sql()?;
-            let mut rows = st.query([]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
-                out.push(member_from_row(r)?);
-            }
-            Ok(out)
+            collect_rows(&mut st, [], member_from_row)
         })
     }
 
@@ -1315,12 +1322,7 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut st =
                 c.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE member = ?1 ORDER BY id")).sql()?;
-            let mut rows = st.query([member.0]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
-                out.push(token_from_row(r)?);
-            }
-            Ok(out)
+            collect_rows(&mut st, [member.0], token_from_row)
         })
     }
 
@@ -1365,16 +1367,13 @@ impl Store for SqliteStore {
     fn routes(&self) -> Result<Vec<(IpNet, u32)>> {
         self.read(|c| {
             let mut st = c.prepare_cached("SELECT addr, len, asn FROM routes ORDER BY rowid").sql()?;
-            let mut rows = st.query([]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
+            collect_rows(&mut st, [], |r| {
                 let addr = r.get_ref(0).sql()?.as_blob().map_err(|e| corrupt("route", e.to_string()))?;
                 let addr = ip_from_bytes(addr).ok_or_else(|| corrupt("route", "address is not 4 or 16 bytes"))?;
                 let len: u8 = r.get(1).sql()?;
                 let net = IpNet::new(addr, len).map_err(|e| corrupt("route", e.to_string()))?;
-                out.push((net, r.get(2).sql()?));
-            }
-            Ok(out)
+                Ok((net, r.get(2).sql()?))
+            })
         })
     }
 
@@ -1425,14 +1424,12 @@ impl Store for SqliteStore {
                      WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                 )
                 .sql()?;
-            let mut rows = st.query(params![u64_sql(after), limit_sql(limit)]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
+            collect_rows(&mut st, params![u64_sql(after), limit_sql(limit)], |r| {
                 let seq: i64 = r.get(0).sql()?;
                 let what = || format!("audit entry {seq}");
                 let prev: Vec<u8> = r.get(6).sql()?;
                 let hash: Vec<u8> = r.get(7).sql()?;
-                out.push(AuditEntry {
+                Ok(AuditEntry {
                     seq: u64::try_from(seq).map_err(|_| corrupt(what(), "negative seq"))?,
                     record: AuditRecord {
                         at: Timestamp::from_micros(r.get(1).sql()?),
@@ -1443,9 +1440,8 @@ impl Store for SqliteStore {
                     },
                     prev_hash: prev.as_slice().try_into().map_err(|_| corrupt(what(), "prev_hash is not 32 bytes"))?,
                     hash: hash.as_slice().try_into().map_err(|_| corrupt(what(), "hash is not 32 bytes"))?,
-                });
-            }
-            Ok(out)
+                })
+            })
         })
     }
 }

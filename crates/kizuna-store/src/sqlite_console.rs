@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use kizuna_model::{MemberId, Observation, Timestamp};
 
-use super::{Sql, SqliteStore, corrupt, fetch, limit_sql, member_from_sql, u64_sql};
+use super::{Sql, SqliteStore, collect_rows, corrupt, fetch, limit_sql, member_from_sql, u64_sql};
 use crate::console::{
     ConsoleSession, ConsoleStore, ConsoleUser, Freshness, HourCount, MemberDay, NaiveDate, Pulls, Role, terms,
 };
@@ -329,12 +329,7 @@ impl ConsoleStore for SqliteStore {
     fn console_users(&self) -> Result<Vec<ConsoleUser>> {
         self.read(|c| {
             let mut st = c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM console_users ORDER BY name")).sql()?;
-            let mut rows = st.query([]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
-                out.push(user_from_row(r)?);
-            }
-            Ok(out)
+            collect_rows(&mut st, [], user_from_row)
         })
     }
 
@@ -401,17 +396,14 @@ impl ConsoleStore for SqliteStore {
                      ORDER BY hour, feed, class",
                 )
                 .sql()?;
-            let mut rows = st.query(params![from, to]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
-                out.push(HourCount {
+            collect_rows(&mut st, params![from, to], |r| {
+                Ok(HourCount {
                     hour: r.get(0).sql()?,
                     feed: r.get(1).sql()?,
                     class: r.get(2).sql()?,
                     n: u(r.get(3).sql()?),
-                });
-            }
-            Ok(out)
+                })
+            })
         })
     }
 
@@ -422,16 +414,13 @@ impl ConsoleStore for SqliteStore {
                     "SELECT day, member, n FROM console_member_days WHERE day >= ?1 AND day <= ?2 ORDER BY day, member",
                 )
                 .sql()?;
-            let mut rows = st.query(params![day_number(from), day_number(to)]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
-                out.push(MemberDay {
+            collect_rows(&mut st, params![day_number(from), day_number(to)], |r| {
+                Ok(MemberDay {
                     day: day_of(r.get(0).sql()?),
                     member: member_from_sql(r.get(1).sql()?)?,
                     n: u(r.get(2).sql()?),
-                });
-            }
-            Ok(out)
+                })
+            })
         })
     }
 
@@ -442,18 +431,15 @@ impl ConsoleStore for SqliteStore {
                     "SELECT feed, provider, last_event, last_stored, n FROM console_sensors ORDER BY feed, provider",
                 )
                 .sql()?;
-            let mut rows = st.query([]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
-                out.push(Freshness {
+            collect_rows(&mut st, [], |r| {
+                Ok(Freshness {
                     feed: r.get(0).sql()?,
                     provider: r.get(1).sql()?,
                     last_event: Timestamp::from_micros(r.get(2).sql()?),
                     last_stored: Timestamp::from_micros(r.get(3).sql()?),
                     n: u(r.get(4).sql()?),
-                });
-            }
-            Ok(out)
+                })
+            })
         })
     }
 
@@ -514,17 +500,14 @@ impl ConsoleStore for SqliteStore {
         self.read(|c| {
             let mut st =
                 c.prepare_cached("SELECT member, last, reads, returned FROM console_pulls ORDER BY member").sql()?;
-            let mut rows = st.query([]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
-                out.push(Pulls {
+            collect_rows(&mut st, [], |r| {
+                Ok(Pulls {
                     member: member_from_sql(r.get(0).sql()?)?,
                     last: Timestamp::from_micros(r.get(1).sql()?),
                     reads: u(r.get(2).sql()?),
                     returned: u(r.get(3).sql()?),
-                });
-            }
-            Ok(out)
+                })
+            })
         })
     }
 

@@ -20,7 +20,7 @@ use kizuna_model::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Value, json};
 
-use super::{Sql, SqliteStore, corrupt, limit_sql, u64_sql};
+use super::{Sql, SqliteStore, collect_rows, corrupt, limit_sql, u64_sql};
 use crate::indicators::{
     ANALYST_SOURCE_PREFIX, AllowEntry, AllowMatcher, AllowPattern, AllowScope, AllowlistOutcome, IndicatorCount,
     IndicatorFilter, IndicatorKey, IndicatorRecord, IndicatorState, IndicatorStore, Provenance, UpsertOutcome,
@@ -194,15 +194,6 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> Result<IndicatorRecord> {
     })
 }
 
-fn collect(st: &mut rusqlite::Statement<'_>, p: impl rusqlite::Params) -> Result<Vec<IndicatorRecord>> {
-    let mut rows = st.query(p).sql()?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().sql()? {
-        out.push(record_from_row(r)?);
-    }
-    Ok(out)
-}
-
 fn load(tx: &Connection, key: &IndicatorKey) -> Result<Option<IndicatorRecord>> {
     let mut st = tx.prepare_cached(&format!("SELECT {COLUMNS} FROM indicators WHERE key = ?1")).sql()?;
     let mut rows = st.query([&key[..]]).sql()?;
@@ -264,20 +255,17 @@ fn load_allowlist(c: &Connection) -> Result<Vec<AllowEntry>> {
     let mut st = c
         .prepare_cached("SELECT origin, pattern, scope, note FROM indicator_allowlist ORDER BY origin, pattern")
         .sql()?;
-    let mut rows = st.query([]).sql()?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().sql()? {
+    collect_rows(&mut st, [], |r| {
         let origin: String = r.get(0).sql()?;
         let pattern: String = r.get(1).sql()?;
         let scope: String = r.get(2).sql()?;
-        out.push(AllowEntry {
+        Ok(AllowEntry {
             pattern: AllowPattern::parse(&pattern).map_err(|e| corrupt(format!("allow-list entry {pattern}"), e))?,
             scope: if scope == "all" { AllowScope::All } else { AllowScope::Host },
             origin,
             note: r.get(3).sql()?,
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
 /// The state a record should have: withdrawn stays withdrawn; past expiry is expired;
@@ -442,7 +430,7 @@ impl IndicatorStore for SqliteStore {
                      ORDER BY change_seq DESC LIMIT ?7"
                 ))
                 .sql()?;
-            collect(
+            collect_rows(
                 &mut st,
                 params![
                     f.kind.map(|k| k.as_str()),
@@ -453,6 +441,7 @@ impl IndicatorStore for SqliteStore {
                     f.after.map(u64_sql),
                     limit_sql(limit)
                 ],
+                record_from_row,
             )
         })
     }
@@ -464,7 +453,7 @@ impl IndicatorStore for SqliteStore {
                     "SELECT {COLUMNS} FROM indicators WHERE change_seq > ?1 ORDER BY change_seq LIMIT ?2"
                 ))
                 .sql()?;
-            collect(&mut st, params![u64_sql(after), limit_sql(limit)])
+            collect_rows(&mut st, params![u64_sql(after), limit_sql(limit)], record_from_row)
         })
     }
 
@@ -479,7 +468,7 @@ impl IndicatorStore for SqliteStore {
                     "SELECT {COLUMNS} FROM indicators WHERE state = 'active' AND expires > ?1 ORDER BY key"
                 ))
                 .sql()?;
-            collect(&mut st, [now.as_micros()])
+            collect_rows(&mut st, [now.as_micros()], record_from_row)
         })
     }
 
@@ -493,7 +482,7 @@ impl IndicatorStore for SqliteStore {
                          ORDER BY change_seq"
                     ))
                     .sql()?;
-                collect(&mut st, [now.as_micros()])?
+                collect_rows(&mut st, [now.as_micros()], record_from_row)?
             };
             let mut seq = current_seq(&tx)?;
             for mut rec in due.iter().cloned() {
@@ -593,21 +582,18 @@ impl IndicatorStore for SqliteStore {
                     "SELECT category, state, count(*) FROM indicators GROUP BY category, state ORDER BY 1, 2",
                 )
                 .sql()?;
-            let mut rows = st.query([]).sql()?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().sql()? {
+            collect_rows(&mut st, [], |r| {
                 let cat: String = r.get(0).sql()?;
                 let state: String = r.get(1).sql()?;
                 let n: i64 = r.get(2).sql()?;
-                out.push(IndicatorCount {
+                Ok(IndicatorCount {
                     category: cat.parse().map_err(|e: kizuna_model::UnknownClassification| {
                         corrupt("indicator category", e.to_string())
                     })?,
                     state: state_from(&state)?,
                     count: u64::try_from(n).unwrap_or(0),
-                });
-            }
-            Ok(out)
+                })
+            })
         })
     }
 }
