@@ -10,8 +10,19 @@
 //! `kizuna_dns_notify_last_ack_serial{zone,secondary}`,
 //! `kizuna_dns_notify_last_ack_timestamp_seconds{zone,secondary}`,
 //! `kizuna_dns_queries_total{opcode}`. A secondary is named by its TSIG key, else its address.
+//! Also: `kizuna_dns_member_transfers_total{member,kind}`, `kizuna_dns_notify_failed_total{zone,
+//! secondary,reason}` (reason: timeout (no answer before the retry), rcode (answered with an
+//! error), send), `kizuna_dns_tsig_failures_total{error}` (badkey, badsig, badtime),
+//! `kizuna_dns_zone_last_change_timestamp_seconds{zone}` and, computed at scrape time,
+//! `kizuna_dns_zone_last_change_age_seconds{zone}`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -45,6 +56,33 @@ pub struct SecondaryLabel {
     pub zone: String,
     /// Address the NOTIFY goes to.
     pub secondary: String,
+}
+
+/// `{member, kind}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberTransferLabel {
+    /// Member the zone is for.
+    pub member: String,
+    /// axfr, ixfr, ixfr-axfr, ixfr-uptodate.
+    pub kind: &'static str,
+}
+
+/// `{zone, secondary, reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyFailLabel {
+    /// Zone name.
+    pub zone: String,
+    /// Address the NOTIFY goes to.
+    pub secondary: String,
+    /// timeout, rcode, send.
+    pub reason: &'static str,
+}
+
+/// `{error}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TsigErrorLabel {
+    /// badkey, badsig, badtime.
+    pub error: &'static str,
 }
 
 /// `{reason}`.
@@ -90,6 +128,40 @@ pub struct DnsMetrics {
     pub notify_last_ack_time: Family<SecondaryLabel, Gauge<f64, AtomicU64>>,
     /// Requests by opcode.
     pub queries: Family<OpcodeLabel, Counter>,
+    /// Transfers served, by the zone's member and kind.
+    pub member_transfers: Family<MemberTransferLabel, Counter>,
+    /// NOTIFY attempts not acknowledged.
+    pub notify_failed: Family<NotifyFailLabel, Counter>,
+    /// Requests whose TSIG did not verify.
+    pub tsig_failures: Family<TsigErrorLabel, Counter>,
+    /// Unix time of each zone's last new version.
+    pub zone_last_change: Family<ZoneLabel, Gauge<f64, AtomicU64>>,
+    last_change: Arc<Mutex<BTreeMap<String, f64>>>,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Writes `kizuna_dns_zone_last_change_age_seconds{zone}` at scrape time.
+#[derive(Debug)]
+struct AgeCollector(Arc<Mutex<BTreeMap<String, f64>>>);
+
+impl Collector for AgeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let fam = Family::<ZoneLabel, Gauge<f64, AtomicU64>>::default();
+        let now = unix_now();
+        for (zone, at) in self.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            fam.get_or_create(&ZoneLabel { zone: zone.clone() }).set((now - at).max(0.0));
+        }
+        let e = encoder.encode_descriptor(
+            "kizuna_dns_zone_last_change_age_seconds",
+            "Seconds since the zone's last new version (or since it was loaded)",
+            None,
+            fam.metric_type(),
+        )?;
+        fam.encode(e)
+    }
 }
 
 impl Default for DnsMetrics {
@@ -115,7 +187,19 @@ impl DnsMetrics {
             notify_last_ack_serial: Family::default(),
             notify_last_ack_time: Family::default(),
             queries: Family::default(),
+            member_transfers: Family::default(),
+            notify_failed: Family::default(),
+            tsig_failures: Family::default(),
+            zone_last_change: Family::default(),
+            last_change: Arc::default(),
         }
+    }
+
+    /// Records that `zone` has a new version now (or was loaded now).
+    pub fn zone_changed(&self, zone: &str) {
+        let now = unix_now();
+        self.zone_last_change.get_or_create(&ZoneLabel { zone: zone.to_owned() }).set(now);
+        self.last_change.lock().unwrap_or_else(|p| p.into_inner()).insert(zone.to_owned(), now);
     }
 
     /// Registers every metric into `registry` (the primary's own, or the hub's).
@@ -154,6 +238,23 @@ impl DnsMetrics {
             self.notify_last_ack_time.clone(),
         );
         r.register("kizuna_dns_queries", "DNS requests received, by opcode", self.queries.clone());
+        r.register(
+            "kizuna_dns_member_transfers",
+            "Zone transfers served, per member and kind",
+            self.member_transfers.clone(),
+        );
+        r.register(
+            "kizuna_dns_notify_failed",
+            "NOTIFY attempts not acknowledged (timeout, error rcode, send error)",
+            self.notify_failed.clone(),
+        );
+        r.register("kizuna_dns_tsig_failures", "Requests whose TSIG did not verify", self.tsig_failures.clone());
+        r.register(
+            "kizuna_dns_zone_last_change_timestamp_seconds",
+            "Unix time of the zone's last new version (or of its load)",
+            self.zone_last_change.clone(),
+        );
+        r.register_collector(Box::new(AgeCollector(self.last_change.clone())));
     }
 
     /// Registered into a fresh registry.

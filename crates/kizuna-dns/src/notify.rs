@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use crate::config::NotifyConfig;
-use crate::metrics::{DnsMetrics, SecondaryLabel};
+use crate::metrics::{DnsMetrics, NotifyFailLabel, SecondaryLabel};
 use crate::server::ZoneEntry;
 use crate::tsig::Key;
 
@@ -81,6 +81,10 @@ async fn notifier(
     metrics: DnsMetrics,
 ) {
     let label = SecondaryLabel { zone: entry.label.clone(), secondary: target.to_string() };
+    let failed = |reason: &'static str| {
+        let l = NotifyFailLabel { zone: entry.label.clone(), secondary: target.to_string(), reason };
+        metrics.notify_failed.get_or_create(&l).inc();
+    };
     let bind_ip = match (source, target.ip()) {
         (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => source,
         (_, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -112,6 +116,7 @@ async fn notifier(
             metrics.notify_sent.get_or_create(&label).inc();
             if let Err(e) = sock.send_to(&msg, target).await {
                 tracing::debug!(%target, "NOTIFY send: {e}");
+                failed("send");
             }
             let deadline = Instant::now() + wait;
             let acked = loop {
@@ -127,6 +132,7 @@ async fn notifier(
                                     }
                                     tracing::warn!(zone = %entry.label, %target, rcode = ?m.metadata.response_code,
                                         "NOTIFY answered with an error");
+                                    failed("rcode");
                                     tokio::time::sleep(left).await;
                                     break false;
                                 }
@@ -134,7 +140,10 @@ async fn notifier(
                             }
                         }
                         Ok(_) => continue,
-                        Err(_) => break false,
+                        Err(_) => {
+                            failed("timeout");
+                            break false;
+                        }
                     },
                     c = rx.changed() => {
                         if c.is_err() { return; }

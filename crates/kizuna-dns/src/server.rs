@@ -17,7 +17,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
 use crate::Error;
-use crate::metrics::{DnsMetrics, OpcodeLabel, ReasonLabel, TransferLabel, ZoneLabel};
+use crate::metrics::{
+    DnsMetrics, MemberTransferLabel, OpcodeLabel, ReasonLabel, TransferLabel, TsigErrorLabel, ZoneLabel,
+};
 use crate::tsig::{self, KeyRing, ResponseSigner, Verdict};
 use crate::wire::{EDNS_UDP_PAYLOAD, Head, MAX_TCP_MESSAGE, MessageBuf, rr_type};
 use crate::zone::{Ixfr, PublishOutcome, Snapshot, VersionedZone, WireRr, name_wire};
@@ -127,6 +129,7 @@ pub struct Transfer {
     done: bool,
     /// Metric labels.
     label: TransferLabel,
+    member: String,
     /// Octets written.
     pub bytes: u64,
     metrics: DnsMetrics,
@@ -199,6 +202,18 @@ impl Transfer {
     pub fn account(&self) {
         self.metrics.transfers.get_or_create(&self.label).inc();
         self.metrics.transfer_bytes.get_or_create(&self.label).inc_by(self.bytes);
+        self.metrics
+            .member_transfers
+            .get_or_create(&MemberTransferLabel { member: self.member.clone(), kind: self.label.kind })
+            .inc();
+    }
+}
+
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|h| h.abort());
     }
 }
 
@@ -247,6 +262,7 @@ impl Primary {
         let index = Mutex::new(ZoneIndex::from_provenance(&zone.provenance));
         let entry = Arc::new(ZoneEntry { zone: vz, index, access, label, serial_tx });
         self.record_zone_metrics(&entry);
+        self.inner.metrics.zone_changed(&entry.label);
         let mut zones = match self.inner.zones.write() {
             Ok(z) => z,
             Err(p) => p.into_inner(),
@@ -352,6 +368,7 @@ impl Primary {
         if out.changed {
             self.inner.metrics.publishes.get_or_create(&ZoneLabel { zone: entry.label.clone() }).inc();
             self.record_zone_metrics(entry);
+            self.inner.metrics.zone_changed(&entry.label);
             entry.serial_tx.send_replace(out.serial);
         } else {
             self.record_zone_metrics(entry);
@@ -374,6 +391,15 @@ impl Primary {
             }
             n = n.base_name();
         }
+    }
+
+    fn count_member_transfer(&self, entry: &ZoneEntry, kind: &'static str) {
+        let l = MemberTransferLabel { member: entry.access.member.clone(), kind };
+        self.inner.metrics.member_transfers.get_or_create(&l).inc();
+    }
+
+    fn tsig_failure(&self, error: &'static str) {
+        self.inner.metrics.tsig_failures.get_or_create(&TsigErrorLabel { error }).inc();
     }
 
     fn refuse(&self, reason: &'static str) {
@@ -417,6 +443,7 @@ impl Primary {
         match &verdict {
             Verdict::BadKey { key_name, algorithm } => {
                 self.refuse("tsig-badkey");
+                self.tsig_failure("badkey");
                 let head = Head { id, opcode, aa: false, tc: false, rd, rcode: RCODE_NOTAUTH };
                 let mut out = MessageBuf::new(head, qref).finish();
                 let _ = tsig::append_unsigned_error(&mut out, key_name, algorithm.clone(), TsigError::BadKey, now);
@@ -424,6 +451,7 @@ impl Primary {
             }
             Verdict::BadSig { key } => {
                 self.refuse("tsig-badsig");
+                self.tsig_failure("badsig");
                 let head = Head { id, opcode, aa: false, tc: false, rd, rcode: RCODE_NOTAUTH };
                 let mut out = MessageBuf::new(head, qref).finish();
                 let _ = tsig::append_unsigned_error(
@@ -437,6 +465,7 @@ impl Primary {
             }
             Verdict::BadTime { key, request_mac, request_time } => {
                 self.refuse("tsig-badtime");
+                self.tsig_failure("badtime");
                 let head = Head { id, opcode, aa: false, tc: false, rd, rcode: RCODE_NOTAUTH };
                 let mut out = MessageBuf::new(head, qref).finish();
                 let mut s = ResponseSigner::bad_time(key.clone(), request_mac.clone(), *request_time, now);
@@ -552,6 +581,7 @@ impl Primary {
                         Ixfr::UpToDate(cur) => {
                             let soa = cur.soa_wire();
                             self.inner.metrics.transfers.get_or_create(&label("ixfr-uptodate")).inc();
+                            self.count_member_transfer(&entry, "ixfr-uptodate");
                             return simple(RCODE_NOERROR, true, &[&soa], &[]);
                         }
                         Ixfr::Full(cur) => {
@@ -592,6 +622,7 @@ impl Primary {
                                         let _ = s.sign(&mut out);
                                     }
                                     self.inner.metrics.transfers.get_or_create(&label("ixfr")).inc();
+                                    self.count_member_transfer(&entry, "ixfr");
                                     return Reply::One(out);
                                 }
                                 return simple(RCODE_NOERROR, true, &[&cur_soa], &[]);
@@ -612,6 +643,7 @@ impl Primary {
                     first: true,
                     done: false,
                     label: label(kind),
+                    member: entry.access.member.clone(),
                     bytes: 0,
                     metrics: self.inner.metrics.clone(),
                 }))
@@ -686,6 +718,8 @@ impl Primary {
                 }
             }
         });
+        // Stopping this future (abort) stops both listeners too.
+        let _guard = AbortOnDrop(vec![udp_task.abort_handle(), tcp_task.abort_handle()]);
         let _ = tokio::join!(udp_task, tcp_task);
         Ok(())
     }

@@ -346,17 +346,36 @@ impl Service {
     /// Binds the configured addresses and runs: DNS, NOTIFY tasks, the change follower and
     /// the HTTP endpoint. Returns only on a bind error.
     pub async fn run(self) -> Result<(), Error> {
+        let (udp, tcp, http) = self.bind().await?;
+        self.run_on(udp, tcp, http).await
+    }
+
+    /// Binds the configured DNS and HTTP addresses (so that an embedding process can report
+    /// a bind error before it starts anything else).
+    pub async fn bind(&self) -> Result<(UdpSocket, TcpListener, Option<TcpListener>), Error> {
         let udp = UdpSocket::bind(self.config.listen).await?;
         let tcp = TcpListener::bind(self.config.listen).await?;
         let http = match self.config.http_listen {
             Some(a) => Some(TcpListener::bind(a).await?),
             None => None,
         };
-        self.run_on(udp, tcp, http).await
+        Ok((udp, tcp, http))
     }
 
     /// Like [`Service::run`] on sockets already bound.
-    pub async fn run_on(mut self, udp: UdpSocket, tcp: TcpListener, http: Option<TcpListener>) -> Result<(), Error> {
+    pub async fn run_on(self, udp: UdpSocket, tcp: TcpListener, http: Option<TcpListener>) -> Result<(), Error> {
+        self.run_until(udp, tcp, http, std::future::pending()).await
+    }
+
+    /// Like [`Service::run_on`], returning `Ok` when `shutdown` completes: the DNS sockets,
+    /// NOTIFY tasks and HTTP endpoint are stopped first (used when the hub runs the primary).
+    pub async fn run_until(
+        mut self,
+        udp: UdpSocket,
+        tcp: TcpListener,
+        http: Option<TcpListener>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), Error> {
         let source: IpAddr = udp.local_addr()?.ip();
         tracing::info!(listen = %udp.local_addr()?, "DNS primary serving");
         let ring = self.config.validate()?;
@@ -379,10 +398,18 @@ impl Service {
         let sweep = Duration::from_secs(self.config.expiry_sweep_secs.max(1));
         let mut last_sweep = Instant::now();
         let wake = self.wake.clone();
+        let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
                 _ = wake.notified() => {}
+                _ = &mut shutdown => {
+                    server.abort();
+                    handles.iter().for_each(|h| h.abort());
+                    let _ = server.await;
+                    tracing::info!("DNS primary stopped");
+                    return Ok(());
+                }
             }
             let seq = match self.feed.change_seq() {
                 Ok(s) => s,

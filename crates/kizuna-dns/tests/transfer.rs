@@ -75,6 +75,9 @@ fn axfr_ixfr_and_refusals_checked_by_dig() {
     let out = dig(&k, &["-y", &key_arg(KEY_SECRET), "IXFR=12345", ZONE]);
     assert!(out.contains("6005 records"), "{out}");
     assert!(k.metric("kizuna_dns_transfers_total", &["kind=\"ixfr-axfr\""]) >= 1.0);
+    // the same transfers per member
+    assert!(k.metric("kizuna_dns_member_transfers_total", &["member=\"isp-a\"", "kind=\"ixfr-axfr\""]) >= 1.0);
+    assert!(k.metric("kizuna_dns_member_transfers_total", &["member=\"isp-a\"", "kind=\"ixfr-uptodate\""]) >= 1.0);
 
     // refusals
     let out = dig(&k, &["-y", &key_arg(WRONG_SECRET), "AXFR", ZONE]);
@@ -84,6 +87,8 @@ fn axfr_ixfr_and_refusals_checked_by_dig() {
     let out = dig(&k, &["-y", &format!("hmac-sha256:other-key:{KEY_SECRET}"), "AXFR", ZONE]);
     assert!(!out.contains("bad1.example"), "{out}");
     assert_eq!(k.metric("kizuna_dns_refused_total", &["tsig-badkey"]), 1.0, "{}", k.metrics());
+    assert_eq!(k.metric("kizuna_dns_tsig_failures_total", &["error=\"badsig\""]), 1.0, "{}", k.metrics());
+    assert_eq!(k.metric("kizuna_dns_tsig_failures_total", &["error=\"badkey\""]), 1.0, "{}", k.metrics());
     let out = dig(&k, &["AXFR", ZONE]);
     assert!(!out.contains("bad1.example") && out.contains("failed"), "{out}");
     assert!(k.metric("kizuna_dns_refused_total", &["transfer-acl"]) >= 1.0, "{}", k.metrics());
