@@ -33,10 +33,26 @@ pub struct CrawlConfig {
     pub notify: Notify,
     /// The hub: where observations go and known-bad indicators come from.
     pub hub: HubLink,
+    /// Run metrics for Prometheus.
+    pub metrics: Metrics,
+}
+
+/// Run metrics (Prometheus text exposition format).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Written (atomically: temporary file, fsync, rename) at the end of every run, for
+    /// node_exporter's textfile collector (`--collector.textfile.directory`); the file name must
+    /// end in `.prom`. The CLI's `--metrics-file` overrides it.
+    pub textfile: Option<PathBuf>,
 }
 
 /// The hub link (the CLI's `--hub` and `--token-file` override these).
-#[derive(Debug, Clone, Deserialize, Default)]
+///
+/// Observations go through the spool (`<data_dir>/spool/`): a batch file is removed only after
+/// the hub acknowledged it; failed deliveries are retried with doubling delays, and what is left
+/// is sent at the next run.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubLink {
     /// Base URL, e.g. `https://hub.isac.example`.
@@ -46,6 +62,28 @@ pub struct HubLink {
     /// File holding a member or analyst token used to read `GET /api/v1/indicators` (active
     /// URL, domain and hash indicators join the judge's known-bad lists). Unset: files only.
     pub indicator_token_file: Option<PathBuf>,
+    /// Observations per spooled batch (one hub request each).
+    pub batch_observations: usize,
+    /// First delay after a failed delivery, milliseconds (doubles after each failure).
+    pub retry_initial_ms: u64,
+    /// Longest delay between attempts, milliseconds.
+    pub retry_max_ms: u64,
+    /// How long the end of a run keeps retrying, seconds; the rest stays spooled for the next run.
+    pub retry_for_secs: u64,
+}
+
+impl Default for HubLink {
+    fn default() -> Self {
+        HubLink {
+            url: None,
+            sensor_token_file: None,
+            indicator_token_file: None,
+            batch_observations: 1000,
+            retry_initial_ms: 500,
+            retry_max_ms: 30_000,
+            retry_for_secs: 120,
+        }
+    }
 }
 
 /// The identity of the "vulnerable browser" the crawler plays.
@@ -241,6 +279,14 @@ impl CrawlConfig {
         }
         if self.rate.concurrency == 0 || self.rate.per_host_concurrency == 0 || self.rate.per_host_burst == 0 {
             return Err("rate.concurrency, rate.per_host_concurrency and rate.per_host_burst must be ≥ 1".into());
+        }
+        if self.hub.batch_observations == 0 {
+            return Err("hub.batch_observations must be ≥ 1".into());
+        }
+        if let Some(t) = &self.metrics.textfile
+            && t.extension().is_none_or(|x| x != "prom")
+        {
+            return Err(format!("metrics.textfile {}: the textfile collector reads only *.prom files", t.display()));
         }
         if !matches!(self.notify.smtp_security.as_str(), "plain" | "starttls" | "tls") {
             return Err(format!("notify.smtp_security {:?}: use plain, starttls or tls", self.notify.smtp_security));

@@ -96,6 +96,9 @@ pub struct Node {
     pub family: Option<String>,
     /// Fetch failure.
     pub failure: Option<String>,
+    /// Why the node is an error (or had one), for metrics: `timeout`, `tls`, `connect`,
+    /// `other` (fetch failures), `loop` (redirect loop), `too-big` (download over the cap).
+    pub error: Option<&'static str>,
     /// When it was fetched.
     #[serde(serialize_with = "ser_ts")]
     pub fetched_at: Timestamp,
@@ -315,6 +318,7 @@ impl Crawler {
             evidence: Vec::new(),
             family: None,
             failure: f.failure.as_ref().map(|e| e.to_string()),
+            error: f.failure.as_ref().map(crate::fetch::FetchFailure::kind),
             fetched_at: Timestamp::now(),
             via: None,
             hits: Vec::new(),
@@ -539,6 +543,15 @@ fn assign_verdicts(chain: &mut Chain) {
         } else if node.looped || too_big || node.failure.is_some() {
             if too_big {
                 node.evidence.push("download larger than the cap".into());
+            }
+            if node.error.is_none() {
+                node.error = Some(if node.looped {
+                    "loop"
+                } else if too_big {
+                    "too-big"
+                } else {
+                    "other"
+                });
             }
             Verdict::Error
         } else {

@@ -30,6 +30,18 @@ pub enum FetchFailure {
     Other(String),
 }
 
+impl FetchFailure {
+    /// A short label for metrics: `timeout`, `tls`, `connect`, `other`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchFailure::Timeout => "timeout",
+            FetchFailure::Tls(_) => "tls",
+            FetchFailure::Connect(_) => "connect",
+            FetchFailure::Other(_) => "other",
+        }
+    }
+}
+
 impl std::fmt::Display for FetchFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -20,8 +20,10 @@ pub mod crawler;
 pub mod fetch;
 pub mod html;
 pub mod judge;
+pub mod metrics;
 pub mod notify;
 pub mod report;
+pub mod spool;
 
 use std::path::Path;
 

@@ -160,6 +160,7 @@ pub fn hub_client(config: &crate::config::CrawlConfig) -> Result<reqwest::Client
     let tls = crate::fetch::tls_config(config)?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
+        .connect_timeout(std::time::Duration::from_secs(10))
         .timeout(std::time::Duration::from_secs(120))
         .build()
         .map_err(|e| CrawlError::Config(format!("hub client: {e}")))

@@ -129,6 +129,7 @@ async fn redirect_loop_is_an_error_and_ends() {
     assert_eq!(verdict(&chain, "http://loop.example.jp/a"), Verdict::Error);
     assert_eq!(verdict(&chain, "http://loop.example.jp/b"), Verdict::Error);
     assert!(chain.nodes[1].evidence.iter().any(|e| e.contains("redirect loop")));
+    assert!(chain.nodes.iter().all(|n| n.error == Some("loop")), "metrics reason");
     assert_eq!(chain.edges.len(), 2, "the hop back is recorded as an edge");
     let hits = w.sites.hits.lock().expect("hits").len();
     assert_eq!(hits, 2, "each URL fetched once");
@@ -144,12 +145,14 @@ async fn slow_sites_time_out() {
     let n = &chain.nodes[0];
     assert_eq!(n.verdict, Verdict::Error);
     assert_eq!(n.failure.as_deref(), Some("timeout"));
+    assert_eq!(n.error, Some("timeout"));
     // A server that sends the head and then stalls in the body.
     let chain = crawl(&c, "http://slowbody.example.jp/").await;
     let n = &chain.nodes[0];
     assert_eq!(n.status, Some(200));
     assert_eq!(n.verdict, Verdict::Error, "{n:#?}");
     assert_eq!(n.failure.as_deref(), Some("timeout"));
+    assert_eq!(n.error, Some("timeout"));
 }
 
 #[tokio::test]
@@ -164,6 +167,7 @@ async fn huge_download_and_decompression_bomb_are_capped() {
     assert_eq!(big.size, 1 << 20);
     assert_eq!(big.verdict, Verdict::Error);
     assert!(big.evidence.iter().any(|e| e.contains("larger than the cap")));
+    assert_eq!(big.error, Some("too-big"));
     assert_eq!(verdict(&chain, "http://huge.example.jp/"), Verdict::Clean);
     assert!(t.elapsed() < std::time::Duration::from_secs(10), "stopped reading at the cap");
     let chain = crawl(&c, "http://bomb.example.jp/").await;

@@ -91,6 +91,10 @@ fn main() {
     std::fs::create_dir_all(&out).unwrap();
     let addrs = n.div_ceil(SESSIONS_PER_ADDR);
     let users = (n / 10).max(1);
+    if args.iter().any(|a| a == "--startup") {
+        startup(&out, n, seed, users);
+        return;
+    }
 
     // ---- build ----
     let cfg = ResolverConfig { clock_skew: Duration::ZERO, ..Default::default() };
@@ -279,4 +283,96 @@ fn main() {
     );
     std::fs::write(out.join("kizuna.txt"), &report).unwrap();
     print!("{report}");
+}
+
+/// Start-up of `kizuna isp serve` / `kizuna isp resolve`: the index rebuilt from every log with
+/// the tailer, then compacted (what `build_index` in crates/kizuna/src/isp.rs does). Writes the
+/// N sessions once as FreeRADIUS 3.2 detail files, `radacct/<NAS>/detail-YYYYMMDD` (JST days),
+/// under OUT_DIR/startup-N, then times the load and checks every session is indexed.
+fn startup(out: &std::path::Path, n: u64, seed: u64, users: u64) {
+    use std::collections::HashMap;
+    let dir = out.join(format!("startup-{n}"));
+    let radacct = dir.join("radacct");
+    let done = dir.join("written");
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&radacct).unwrap();
+        // Events in time order per file, as FreeRADIUS appends them.
+        let mut events: Vec<(u32, u8, u32, u64)> = Vec::with_capacity(2 * n as usize); // (t, stop, sid, slot)
+        let mut gens: Vec<Gen> = Vec::with_capacity(n as usize);
+        'outer: for a in 0..n.div_ceil(SESSIONS_PER_ADDR) {
+            for g in sessions_of(seed, a, users) {
+                if gens.len() as u64 == n {
+                    break 'outer;
+                }
+                let sid = gens.len() as u32;
+                events.push((g.start, 0, sid, 0));
+                events.push((g.end, 1, sid, 0));
+                gens.push(g);
+            }
+        }
+        events.sort_unstable();
+        let mut files: HashMap<(u32, String), std::io::BufWriter<std::fs::File>> = HashMap::new();
+        for (at, stop, sid, _) in events {
+            let g = gens[sid as usize];
+            let local = chrono::DateTime::from_timestamp(i64::from(at) + 9 * 3600, 0).unwrap();
+            let day = local.format("%Y%m%d").to_string();
+            let f = files.entry((g.nas, day.clone())).or_insert_with(|| {
+                let d = radacct.join(nas_name(g.nas));
+                std::fs::create_dir_all(&d).unwrap();
+                std::io::BufWriter::new(std::fs::File::create(d.join(format!("detail-{day}"))).unwrap())
+            });
+            writeln!(
+                f,
+                "{}\n\tAcct-Status-Type = {}\n\tUser-Name = \"{}\"\n\tAcct-Session-Id = \"{:08X}-{sid:08X}\"\n\tNAS-IP-Address = {}\n\tFramed-IP-Address = {}\n\tEvent-Timestamp = \"{} JST\"\n\tAcct-Unique-Session-Id = \"{:032x}\"\n\tTimestamp = {at}\n",
+                local.format("%a %b %e %H:%M:%S %Y"),
+                if stop == 1 { "Stop" } else { "Start" },
+                user_name(g.user),
+                g.nas,
+                nas_name(g.nas),
+                Ipv4Addr::from(g.addr),
+                local.format("%b %e %Y %H:%M:%S"),
+                sid,
+            )
+            .unwrap();
+        }
+        let nfiles = files.len();
+        for (_, mut f) in files {
+            f.flush().unwrap();
+        }
+        std::fs::write(&done, format!("{nfiles}\n")).unwrap();
+    }
+    let bytes: u64 = walk(&radacct).iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+    let state = dir.join("tailer.state");
+    let _ = std::fs::remove_file(&state);
+    let rss0 = rss_bytes();
+    let started = Instant::now();
+    let mut idx = SessionIndex::new(ResolverConfig::default());
+    let mut tailer =
+        kizuna_sessions::SessionTailer::new(vec![(radacct.clone(), LogKind::RadiusDetail)], &state).unwrap();
+    let s = tailer.poll(&mut idx).unwrap();
+    let read = started.elapsed();
+    idx.compact();
+    let total = started.elapsed();
+    assert_eq!(s.rejected, 0, "{:?}", s.rejections.first());
+    assert_eq!(idx.len() as u64, n, "every session indexed");
+    print!(
+        "startup_sessions={n}\nstartup_files={}\nstartup_mb={:.1}\nstartup_records={}\nstartup_read_s={:.3}\nstartup_total_s={:.3}\nstartup_s_per_million={:.3}\nstartup_rss_mb={:.0}\n",
+        s.files,
+        bytes as f64 / 1e6,
+        s.events,
+        read.as_secs_f64(),
+        total.as_secs_f64(),
+        total.as_secs_f64() * 1e6 / n as f64,
+        rss_bytes().saturating_sub(rss0) as f64 / 1e6,
+    );
+}
+
+fn walk(d: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
 }

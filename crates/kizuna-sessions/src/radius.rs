@@ -36,7 +36,49 @@ pub struct DetailParser {
     source_name: String,
     opts: ParseOptions,
     learned_offset: Option<i64>,
-    record: Vec<(u64, Vec<u8>)>,
+    /// The open record's lines, back to back in `bytes` (reused: no allocation per line).
+    record: RecordBuf,
+}
+
+/// Lines of one record: `(line number, start, end)` into one byte buffer.
+#[derive(Default)]
+struct RecordBuf {
+    bytes: Vec<u8>,
+    lines: Vec<(u64, usize, usize)>,
+}
+
+impl RecordBuf {
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    fn push(&mut self, line_no: u64, line: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(line);
+        self.lines.push((line_no, start, self.bytes.len()));
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.lines.clear();
+    }
+
+    fn line(&self, i: usize) -> (u64, &[u8]) {
+        let (n, a, b) = self.lines[i];
+        (n, &self.bytes[a..b])
+    }
+
+    /// The record as it was written (lines joined by newlines), for rejections.
+    fn raw(&self) -> Vec<u8> {
+        let mut s = Vec::with_capacity(self.bytes.len() + self.lines.len());
+        for i in 0..self.lines.len() {
+            if i > 0 {
+                s.push(b'\n');
+            }
+            s.extend_from_slice(self.line(i).1);
+        }
+        s
+    }
 }
 
 impl DetailParser {
@@ -46,7 +88,7 @@ impl DetailParser {
             source_name: source_name.to_string(),
             opts: opts.clone(),
             learned_offset: None,
-            record: Vec::new(),
+            record: RecordBuf::default(),
         }
     }
 
@@ -57,42 +99,35 @@ impl DetailParser {
         let record = std::mem::take(&mut self.record);
         let item = self.parse_record(&record);
         out.push(item);
+        self.record = record;
+        self.record.clear();
     }
 
-    fn parse_record(&mut self, record: &[(u64, Vec<u8>)]) -> Item {
-        let first_line = record[0].0;
-        let raw = || {
-            let mut s = Vec::new();
-            for (i, (_, l)) in record.iter().enumerate() {
-                if i > 0 {
-                    s.push(b'\n');
-                }
-                s.extend_from_slice(l);
-            }
-            s
-        };
-        let header = String::from_utf8_lossy(&record[0].1);
-        let header_time = NaiveDateTime::parse_from_str(header.trim(), "%a %b %e %H:%M:%S %Y").ok();
+    fn parse_record(&mut self, record: &RecordBuf) -> Item {
+        let (first_line, header) = record.line(0);
+        let raw = || record.raw();
+        let header = String::from_utf8_lossy(header);
+        let header_time = parse_header(header.trim());
         if header_time.is_none() {
             return rejected(&self.source_name, first_line, format!("bad record header {:?}", header.trim()), &raw());
         }
         let mut f = Fields::default();
-        for (line_no, line) in &record[1..] {
+        for i in 1..record.lines.len() {
+            let (line_no, line) = record.line(i);
             let text = match std::str::from_utf8(line) {
                 Ok(t) => t,
-                Err(_) => return rejected(&self.source_name, *line_no, "attribute line is not UTF-8", &raw()),
+                Err(_) => return rejected(&self.source_name, line_no, "attribute line is not UTF-8", &raw()),
             };
-            let Some((name, value)) = text.trim().split_once(" = ") else {
+            let Some((name, value)) = split_attribute(text.trim()) else {
                 return rejected(
                     &self.source_name,
-                    *line_no,
+                    line_no,
                     format!("not an `Attribute = value` line: {:?}", text.trim()),
                     &raw(),
                 );
             };
-            let value = unquote(value.trim());
-            if let Err(reason) = f.set(name.trim(), value) {
-                return rejected(&self.source_name, *line_no, reason, &raw());
+            if let Err(reason) = f.set(name.trim(), value.trim()) {
+                return rejected(&self.source_name, line_no, reason, &raw());
             }
         }
         // Learn the server's UTC offset from this record (header is local, Timestamp is Unix).
@@ -178,8 +213,7 @@ impl DetailParser {
             Some((t, z)) if z.chars().all(|c| c.is_ascii_alphabetic()) => (t.trim(), Some(z)),
             _ => (value.trim(), None),
         };
-        let naive = NaiveDateTime::parse_from_str(time_part, "%b %e %Y %H:%M:%S")
-            .map_err(|_| format!("bad Event-Timestamp {value:?}"))?;
+        let naive = parse_event_time(time_part).ok_or_else(|| format!("bad Event-Timestamp {value:?}"))?;
         let offset = self
             .opts
             .radius_utc_offset
@@ -210,7 +244,7 @@ impl RecordParser for DetailParser {
             out.push(rejected(&self.source_name, line_no, "attribute line outside a record (no header)", line));
             return;
         }
-        self.record.push((line_no, line.to_vec()));
+        self.record.push(line_no, line);
     }
 
     fn finish(&mut self, out: &mut Vec<Item>) {
@@ -240,15 +274,32 @@ struct Fields {
 }
 
 impl Fields {
-    fn set(&mut self, name: &str, value: String) -> Result<(), String> {
+    /// Sets attribute `name` from its raw (still quoted) value; unknown attributes cost nothing.
+    fn set(&mut self, name: &str, raw: &str) -> Result<(), String> {
+        let text = || unquote(raw);
         match name {
-            "Acct-Status-Type" => self.status = Some(value),
-            "User-Name" => self.user = Some(value),
-            "Acct-Session-Id" => self.session_id = Some(value),
-            "Acct-Unique-Session-Id" => self.unique_id = Some(value),
-            "NAS-IP-Address" => self.nas_ip = Some(value),
-            "NAS-IPv6-Address" => self.nas_ipv6 = Some(value),
-            "NAS-Identifier" => self.nas_id = Some(value),
+            "Acct-Status-Type" => self.status = Some(text()),
+            "User-Name" => self.user = Some(text()),
+            "Acct-Session-Id" => self.session_id = Some(text()),
+            "Acct-Unique-Session-Id" => self.unique_id = Some(text()),
+            "NAS-IP-Address" => self.nas_ip = Some(text()),
+            "NAS-IPv6-Address" => self.nas_ipv6 = Some(text()),
+            "NAS-Identifier" => self.nas_id = Some(text()),
+            "Framed-IP-Address"
+            | "Delegated-IPv6-Prefix"
+            | "Framed-IPv6-Prefix"
+            | "Framed-IPv6-Address"
+            | "Event-Timestamp"
+            | "Timestamp"
+            | "Acct-Delay-Time"
+            | "Acct-Session-Time" => self.set_parsed(name, text())?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn set_parsed(&mut self, name: &str, value: String) -> Result<(), String> {
+        match name {
             "Framed-IP-Address" => {
                 self.framed_ip = Some(value.parse().map_err(|_| format!("bad Framed-IP-Address {value:?}"))?)
             }
@@ -275,10 +326,88 @@ impl Fields {
 }
 
 /// Removes FreeRADIUS's double quotes and undoes its escapes (`\"`, `\\`, `\n`, `\t`, `\ooo`).
+/// Splits `Attribute = value` at the first ` = ` (without building a substring searcher).
+fn split_attribute(line: &str) -> Option<(&str, &str)> {
+    let b = line.as_bytes();
+    let mut i = 1;
+    while i + 1 < b.len() {
+        match b[i] {
+            b'=' if b[i - 1] == b' ' && b[i + 1] == b' ' => return Some((&line[..i - 1], &line[i + 2..])),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// `HH:MM:SS` with two digits each (anything else: `None`, and the caller asks chrono).
+fn hms(s: &str) -> Option<(u32, u32, u32)> {
+    let b = s.as_bytes();
+    if b.len() != 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let two = |i: usize| -> Option<u32> {
+        let (x, y) = (b[i], b[i + 1]);
+        (x.is_ascii_digit() && y.is_ascii_digit()).then(|| u32::from(x - b'0') * 10 + u32::from(y - b'0'))
+    };
+    Some((two(0)?, two(3)?, two(6)?))
+}
+
+fn small_num(s: &str, max_len: usize) -> Option<u32> {
+    (!s.is_empty() && s.len() <= max_len && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok())?
+}
+
+fn ymd_hms(y: u32, mon: &str, d: &str, time: &str) -> Option<NaiveDateTime> {
+    let m = MONTHS.iter().position(|x| *x == mon)? as u32 + 1;
+    let d = small_num(d, 2)?;
+    let (h, mi, sec) = hms(time)?;
+    if sec >= 60 {
+        return None; // leap seconds: chrono's business
+    }
+    chrono::NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d)?.and_hms_opt(h, mi, sec)
+}
+
+/// The record header, `%a %b %e %H:%M:%S %Y` ("Thu Mar  5 09:00:12 2026"). The common form is
+/// parsed by hand (chrono's format interpreter dominated loading); anything unusual goes to
+/// chrono, so the answers are chrono's either way (weekday checked against the date as chrono
+/// does).
+fn parse_header(s: &str) -> Option<NaiveDateTime> {
+    let fast = || {
+        let mut it = s.split_ascii_whitespace();
+        let (wd, mon, d, time, y) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || y.len() != 4 {
+            return None;
+        }
+        let t = ymd_hms(small_num(y, 4)?, mon, d, time)?;
+        use chrono::Datelike;
+        (WEEKDAYS[t.weekday().num_days_from_monday() as usize] == wd).then_some(t)
+    };
+    fast().or_else(|| NaiveDateTime::parse_from_str(s, "%a %b %e %H:%M:%S %Y").ok())
+}
+
+/// The text of an `Event-Timestamp` without its zone, `%b %e %Y %H:%M:%S`
+/// ("Mar  5 2026 09:00:12"); like [`parse_header`], chrono decides anything unusual.
+fn parse_event_time(s: &str) -> Option<NaiveDateTime> {
+    let fast = || {
+        let mut it = s.split_ascii_whitespace();
+        let (mon, d, y, time) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || y.len() != 4 {
+            return None;
+        }
+        ymd_hms(small_num(y, 4)?, mon, d, time)
+    };
+    fast().or_else(|| NaiveDateTime::parse_from_str(s, "%b %e %Y %H:%M:%S").ok())
+}
+
 fn unquote(v: &str) -> String {
     let Some(inner) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
         return v.to_string();
     };
+    if !inner.contains('\\') {
+        return inner.to_string();
+    }
     let b = inner.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -408,6 +537,49 @@ mod tests {
         let Item::Rejected(r) = &items[4] else { panic!("{items:?}") };
         assert_eq!(r.line, 25);
         assert!(r.reason.contains("header"), "{r:?}");
+    }
+
+    #[test]
+    fn hand_parsed_times_agree_with_chrono() {
+        let headers = [
+            "Thu Mar  5 09:00:12 2026",
+            "Thu Mar 5 09:00:12 2026",
+            "Thu Mar 05 09:00:12 2026",
+            "Fri Mar  5 09:00:12 2026",
+            "Thu Mar  5 9:00:12 2026",
+            "Thu Mar  5 09:00:60 2026",
+            "Sun Feb 29 00:00:00 2026",
+            "Sun Mar  1 23:59:59 2026",
+            "Thu Mar  5 24:00:00 2026",
+            "Thu mar  5 09:00:12 2026",
+            "Thursday Mar  5 09:00:12 2026",
+            "Thu Mar  5 09:00:12 2026 extra",
+            "Thu Mar  5 09:00:12 26",
+            "Thu Mar 32 09:00:12 2026",
+            "Thu  Mar  5  09:00:12  2026",
+            "",
+        ];
+        for h in headers {
+            let chrono = NaiveDateTime::parse_from_str(h, "%a %b %e %H:%M:%S %Y").ok();
+            assert_eq!(parse_header(h), chrono, "{h:?}");
+        }
+        for e in [
+            "Mar  5 2026 09:00:12",
+            "Mar 5 2026 09:00:12",
+            "Dec 31 1999 23:59:59",
+            "Feb 29 2024 12:00:00",
+            "Feb 29 2026 12:00:00",
+            "Mar  5 2026 9:00:12",
+            "March 5 2026 09:00:12",
+            "Mar  5 2026",
+            "5 Mar 2026 09:00:12",
+        ] {
+            let chrono = NaiveDateTime::parse_from_str(e, "%b %e %Y %H:%M:%S").ok();
+            assert_eq!(parse_event_time(e), chrono, "{e:?}");
+        }
+        assert_eq!(split_attribute("User-Name = \"a = b\""), Some(("User-Name", "\"a = b\"")));
+        assert_eq!(split_attribute("Foo =bar"), None);
+        assert_eq!(split_attribute("Foo = "), Some(("Foo", "")));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::load::LoadSummary;
-use crate::{LogKind, RecordParser, SessionError, SessionIndex, parser_for};
+use crate::{LogKind, RecordParser, SessionError, SessionEvent, SessionIndex, parser_for};
 
 struct FileState {
     kind: LogKind,
@@ -42,6 +42,8 @@ pub struct SessionTailer {
     roots: Vec<(PathBuf, LogKind)>,
     state_file: PathBuf,
     files: HashMap<PathBuf, FileState>,
+    parallel_bytes: u64,
+    readers: Option<usize>,
 }
 
 impl SessionTailer {
@@ -77,7 +79,15 @@ impl SessionTailer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => return Err(SessionError::Io { path: state_file, source }),
         }
-        Ok(SessionTailer { roots: dirs, state_file, files })
+        Ok(SessionTailer { roots: dirs, state_file, files, parallel_bytes: PARALLEL_BYTES, readers: None })
+    }
+
+    /// A poll with at least `min_bytes` new bytes in several files reads them on `readers`
+    /// threads (defaults: 8 MiB; `KIZUNA_SESSION_READERS`, else the number of CPUs). The index
+    /// ends up the same either way; tests use this to cover both paths.
+    pub fn set_readers(&mut self, readers: usize, min_bytes: u64) {
+        self.readers = Some(readers.max(1));
+        self.parallel_bytes = min_bytes;
     }
 
     /// Files currently followed.
@@ -139,6 +149,7 @@ impl SessionTailer {
         self.files.retain(|p, _| current.contains_key(p));
         changed |= self.files.len() != before;
         let opts = index.config().parse.clone();
+        let mut work: Vec<(PathBuf, u64)> = Vec::new();
         for (path, _, meta) in &found {
             let Some(st) = self.files.get_mut(path) else { continue };
             let replaced = st.dev != meta.dev() || st.ino != meta.ino();
@@ -165,7 +176,21 @@ impl SessionTailer {
                 st.line = st.safe_line;
                 st.parser = Some(parser_for(st.kind, &path.display().to_string(), &opts));
             }
-            let s = read_new(path, st, index)?;
+            work.push((path.clone(), meta.len().saturating_sub(st.offset)));
+        }
+        let total: u64 = work.iter().map(|w| w.1).sum();
+        let workers = self.readers.unwrap_or_else(readers).min(work.len());
+        let results = if workers >= 2 && total >= self.parallel_bytes {
+            self.read_parallel(&work, workers, index)?
+        } else {
+            let mut out = Vec::with_capacity(work.len());
+            for (path, _) in &work {
+                let Some(st) = self.files.get_mut(path) else { continue };
+                out.push(read_new(path, st, &mut |batch| index.add_events(batch))?);
+            }
+            out
+        };
+        for s in results {
             if s.bytes > 0 {
                 changed = true;
                 summary.absorb(s);
@@ -175,6 +200,74 @@ impl SessionTailer {
             self.save()?;
         }
         Ok(summary)
+    }
+
+    /// Reads the files of `work` on `workers` threads (file k on worker k mod workers) while
+    /// this thread applies their events in file order: the same events in the same order and
+    /// the same batches as reading them one after the other, so the index ends up the same.
+    /// Bounded channels keep at most a few batches per worker in memory.
+    fn read_parallel(
+        &mut self,
+        work: &[(PathBuf, u64)],
+        workers: usize,
+        index: &mut SessionIndex,
+    ) -> Result<Vec<LoadSummary>, SessionError> {
+        enum Msg {
+            Batch(Vec<SessionEvent>),
+            Done(Result<LoadSummary, SessionError>),
+        }
+        let mut lanes: Vec<Vec<(&Path, &mut FileState)>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut states: HashMap<&PathBuf, &mut FileState> = self.files.iter_mut().collect();
+        // The lane of each file, in work order.
+        let mut seq: Vec<usize> = Vec::with_capacity(work.len());
+        for (path, _) in work {
+            if let Some(st) = states.remove(path) {
+                let w = seq.len() % workers;
+                lanes[w].push((path.as_path(), st));
+                seq.push(w);
+            }
+        }
+        let lost = || SessionError::Io {
+            path: self.state_file.clone(),
+            source: std::io::Error::other("a log reader thread stopped"),
+        };
+        let mut results = Vec::with_capacity(work.len());
+        std::thread::scope(|scope| -> Result<(), SessionError> {
+            let mut rxs = Vec::with_capacity(workers);
+            for lane in lanes {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4);
+                rxs.push(rx);
+                scope.spawn(move || {
+                    for (path, st) in lane {
+                        let r = read_new(path, st, &mut |batch| {
+                            let _ = tx.send(Msg::Batch(batch));
+                            0
+                        });
+                        let stop = r.is_err();
+                        if tx.send(Msg::Done(r)).is_err() || stop {
+                            return;
+                        }
+                    }
+                });
+            }
+            for w in seq {
+                let mut applied = 0;
+                loop {
+                    match rxs[w].recv() {
+                        Ok(Msg::Batch(b)) => applied += index.add_events(b),
+                        Ok(Msg::Done(r)) => {
+                            let mut s = r?;
+                            s.applied += applied;
+                            results.push(s);
+                            break;
+                        }
+                        Err(_) => return Err(lost()),
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(results)
     }
 
     fn save(&self) -> Result<(), SessionError> {
@@ -200,7 +293,24 @@ impl SessionTailer {
     }
 }
 
-fn read_new(path: &Path, st: &mut FileState, index: &mut SessionIndex) -> Result<LoadSummary, SessionError> {
+/// Reader threads for a big poll: `KIZUNA_SESSION_READERS`, else the number of CPUs.
+fn readers() -> usize {
+    std::env::var("KIZUNA_SESSION_READERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Below this many new bytes a poll reads on the calling thread only.
+const PARALLEL_BYTES: u64 = 8 << 20;
+
+/// Reads what is new in one file, handing batches of events to `apply` (which returns how many
+/// the index applied).
+fn read_new(
+    path: &Path,
+    st: &mut FileState,
+    apply: &mut dyn FnMut(Vec<SessionEvent>) -> u64,
+) -> Result<LoadSummary, SessionError> {
     let io = |source| SessionError::Io { path: path.to_path_buf(), source };
     let mut file = std::fs::File::open(path).map_err(io)?;
     file.seek(SeekFrom::Start(st.offset)).map_err(io)?;
@@ -247,10 +357,10 @@ fn read_new(path: &Path, st: &mut FileState, index: &mut SessionIndex) -> Result
             carry.clear();
         }
         if batch.len() >= 65_536 {
-            summary.applied += index.add_events(batch.drain(..));
+            summary.applied += apply(std::mem::replace(&mut batch, Vec::with_capacity(65_536)));
         }
     }
-    summary.applied += index.add_events(batch);
+    summary.applied += apply(batch);
     Ok(summary)
 }
 
@@ -258,7 +368,7 @@ fn read_new(path: &Path, st: &mut FileState, index: &mut SessionIndex) -> Result
 const MAX_LINE: usize = 1 << 20;
 
 fn memchr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    memchr::memchr(b'\n', b)
 }
 
 fn wanted(kind: LogKind, name: &str) -> bool {

@@ -5,6 +5,12 @@
 //! data directory, sends the malicious URLs to the hub as IntelMQ observations (or writes them
 //! to a file for `kizuna ingest`), and notifies the owners of compromised sites.
 //! `kizuna crawl recheck` crawls again the open cases whose re-check date has come.
+//!
+//! Observations for the hub go through the spool (`<data_dir>/spool/`, see
+//! `kizuna_crawl::spool`): batches left there when the hub was unreachable are resent first by
+//! the next run (or by `kizuna crawl send`). Exit codes: 0 everything delivered, 75 findings
+//! wait in the spool (hub unreachable), 1 an error or a batch the hub refused.
+//! `--metrics-file` (or `[metrics] textfile`) gets the run's Prometheus metrics.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -17,8 +23,10 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kizuna_crawl::Url;
 use kizuna_crawl::cases::CaseStore;
+use kizuna_crawl::metrics::RunMetrics;
 use kizuna_crawl::notify::Notifier;
 use kizuna_crawl::report::{self, Labels};
+use kizuna_crawl::spool::{self, Backoff, Delivery, Spool};
 use kizuna_crawl::{Chain, CrawlConfig, Crawler, Judge, Verdict};
 use kizuna_model::Timestamp;
 
@@ -43,12 +51,27 @@ enum CrawlCommand {
         #[arg(long, env = "KIZUNA_CRAWL_CONFIG")]
         crawl_config: Option<PathBuf>,
     },
+    /// Send the observations waiting in the spool (from runs that could not reach the hub).
+    Send(SendArgs),
     /// List the site cases (open and closed).
     Cases {
         /// Crawler config file.
         #[arg(long, env = "KIZUNA_CRAWL_CONFIG")]
         crawl_config: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Debug)]
+struct SendArgs {
+    /// Crawler config file.
+    #[arg(long, env = "KIZUNA_CRAWL_CONFIG")]
+    crawl_config: Option<PathBuf>,
+    /// Hub base URL (overrides hub.url).
+    #[arg(long)]
+    hub: Option<String>,
+    /// File holding the sensor token (overrides hub.sensor_token_file).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +93,9 @@ struct RunArgs {
     /// Write observations (IntelMQ JSON lines) to this file instead of sending them.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Write run metrics (Prometheus text) to this file at the end (overrides metrics.textfile).
+    #[arg(long)]
+    metrics_file: Option<PathBuf>,
     /// Do not notify site owners on this run (cases are still opened).
     #[arg(long)]
     no_notify: bool,
@@ -91,6 +117,7 @@ pub fn run(args: &CrawlArgs) -> Result<ExitCode> {
     match &args.command {
         Some(CrawlCommand::Recheck { all, crawl_config }) => rt.block_on(recheck(crawl_config.as_deref(), *all)),
         Some(CrawlCommand::Cases { crawl_config }) => cases(crawl_config.as_deref()),
+        Some(CrawlCommand::Send(a)) => rt.block_on(send(a)),
         None => rt.block_on(crawl(&args.run)),
     }
 }
@@ -141,18 +168,22 @@ fn read_token(path: &Path) -> Result<String> {
 
 #[derive(Default)]
 struct Tally {
-    chains: usize,
-    pages: usize,
     verdicts: HashMap<Verdict, usize>,
-    observations: usize,
-    stored: u64,
-    duplicates: u64,
-    notices: usize,
-    cases_opened: usize,
     send_errors: usize,
 }
 
+/// Where observations go.
+enum Sink {
+    /// `--out FILE`.
+    File(std::io::BufWriter<std::fs::File>),
+    /// The hub, through the spool.
+    Hub { url: String, token: String, spool: Spool, backoff: Backoff, down: bool },
+    /// Neither.
+    Nowhere,
+}
+
 async fn crawl(a: &RunArgs) -> Result<ExitCode> {
+    let t0 = std::time::Instant::now();
     let config = load_config(a.crawl_config.as_deref())?;
     let (seeds, bad_seeds) = read_seeds(a)?;
     if seeds.is_empty() {
@@ -160,24 +191,53 @@ async fn crawl(a: &RunArgs) -> Result<ExitCode> {
     }
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("data dir {}", data_dir.display()))?;
+    let metrics_file = a.metrics_file.clone().or_else(|| config.metrics.textfile.clone());
     let labels = Labels::from_config(&config.report)?;
     let hub_url = a.hub.clone().or_else(|| config.hub.url.clone());
     let token_file = a.token_file.clone().or_else(|| config.hub.sensor_token_file.clone());
-    let hub = match (&a.out, &hub_url) {
-        (Some(_), _) | (None, None) => None,
+    let client = report::hub_client(&config)?;
+    let mut m = RunMetrics { bad_seeds: bad_seeds as u64, ..RunMetrics::default() };
+    let mut sink = match (&a.out, &hub_url) {
+        (Some(p), _) => Sink::File(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("output file {}", p.display()))?,
+        )),
+        (None, None) => Sink::Nowhere,
         (None, Some(u)) => {
             let tf = token_file.as_deref().context("--hub needs --token-file (or hub.sensor_token_file)")?;
-            Some((u.clone(), read_token(tf)?))
+            let spool = Spool::open(&data_dir.join("spool"))?;
+            let token = read_token(tf)?;
+            // Leftovers of earlier runs first (one attempt now; retried with backoff at the end).
+            let left = spool.pending()?;
+            let mut down = false;
+            if !left.is_empty() {
+                let n: usize = left.iter().map(|e| e.observations).sum();
+                eprintln!(
+                    "kizuna crawl: {} spooled batches ({n} observations) from earlier runs: resending",
+                    left.len()
+                );
+                let d = spool::deliver(&spool, &client, u, &token, Backoff::once()).await;
+                report_delivery(&d);
+                down = d.pending_batches > 0;
+                m.add_delivery(&d);
+            }
+            Sink::Hub { url: u.clone(), token, spool, backoff: Backoff::from_config(&config.hub), down }
         }
     };
-    let client = report::hub_client(&config)?;
     let mut judge = Judge::load(&config.judge)?;
     for p in &judge.problems {
         eprintln!("kizuna crawl: {p} (skipped)");
     }
     if let (Some(u), Some(tf)) = (&hub_url, &config.hub.indicator_token_file) {
-        let n = report::load_hub_indicators(&client, u, &read_token(tf)?, &mut judge).await?;
-        eprintln!("kizuna crawl: {n} known-bad indicators from {u}");
+        // The hub being down must not stop the crawl: findings are spooled either way.
+        match report::load_hub_indicators(&client, u, &read_token(tf)?, &mut judge).await {
+            Ok(n) => {
+                eprintln!("kizuna crawl: {n} known-bad indicators from {u}");
+                m.hub_indicators = Some(n as u64);
+            }
+            Err(e) => {
+                eprintln!("kizuna crawl: known-bad indicators not loaded, crawling with the local lists only: {e}")
+            }
+        }
     }
     let (rules, hashes, urls) = judge.sizes();
     eprintln!("kizuna crawl: {} seeds; {rules} rules, {hashes} bad hashes, {urls} bad URLs/hosts", seeds.len());
@@ -192,12 +252,6 @@ async fn crawl(a: &RunArgs) -> Result<ExitCode> {
             .open(&log_path)
             .with_context(|| format!("crawl log {}", log_path.display()))?,
     );
-    let mut out_file = match &a.out {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("output file {}", p.display()))?,
-        )),
-        None => None,
-    };
 
     let pb = ProgressBar::new(seeds.len() as u64);
     pb.set_style(
@@ -215,30 +269,32 @@ async fn crawl(a: &RunArgs) -> Result<ExitCode> {
     let mut t = Tally::default();
     let mut pending: Vec<u8> = Vec::new();
     let mut pending_n = 0usize;
+    let batch = config.hub.batch_observations;
     while let Some(chain) = rx.recv().await {
-        t.chains += 1;
-        t.pages += chain.nodes.len();
+        m.add_chain(&chain);
         for (v, n) in chain.verdict_counts() {
             *t.verdicts.entry(v).or_insert(0) += n;
         }
         serde_json::to_writer(&mut log, &chain).context("writing the crawl log")?;
         log.write_all(b"\n")?;
         let obs = report::observations(&chain, &labels);
-        t.observations += obs.len();
-        let lines = report::to_json_lines(&obs);
-        if let Some(f) = out_file.as_mut() {
-            f.write_all(&lines).context("writing observations")?;
-        } else if hub.is_some() {
-            pending.extend_from_slice(&lines);
-            pending_n += obs.len();
+        m.observations += obs.len() as u64;
+        match &mut sink {
+            Sink::File(f) => f.write_all(&report::to_json_lines(&obs)).context("writing observations")?,
+            Sink::Hub { .. } => {
+                pending.extend_from_slice(&report::to_json_lines(&obs));
+                pending_n += obs.len();
+            }
+            Sink::Nowhere => {}
         }
-        if pending_n >= 1000 {
-            flush(&client, hub.as_ref(), &mut pending, &mut pending_n, &mut t).await;
+        if pending_n >= batch {
+            spool_and_send(&client, &mut sink, &mut pending, &mut m, false).await?;
+            pending_n = 0;
         }
         if !a.no_notify && chain.nodes.iter().any(|n| n.verdict == Verdict::Entry) {
             for o in notifier.handle_chain(&fetcher, &chain).await {
-                t.cases_opened += usize::from(o.new_case);
-                t.notices += usize::from(o.sent);
+                m.cases_opened += u64::from(o.new_case);
+                m.notices_sent += u64::from(o.sent);
                 if let Some(n) = &o.note {
                     pb.println(format!("{}: case {}: {n}", o.site, o.case_id));
                 }
@@ -247,76 +303,170 @@ async fn crawl(a: &RunArgs) -> Result<ExitCode> {
         pb.inc(1);
         pb.set_message(format!(
             "{} pages, {} entry, {} distribution, {} errors",
-            t.pages,
+            m.pages,
             t.verdicts.get(&Verdict::Entry).unwrap_or(&0),
             t.verdicts.get(&Verdict::Distribution).unwrap_or(&0),
             t.verdicts.get(&Verdict::Error).unwrap_or(&0)
         ));
     }
     task.await.context("crawl task")?;
-    flush(&client, hub.as_ref(), &mut pending, &mut pending_n, &mut t).await;
     pb.finish_and_clear();
     log.flush()?;
-    if let Some(mut f) = out_file {
+    // The last batch, then everything still spooled, retried with backoff.
+    spool_and_send(&client, &mut sink, &mut pending, &mut m, true).await?;
+    let spool_dir = match &sink {
+        Sink::Hub { spool, .. } => Some(spool.dir().to_owned()),
+        _ => None,
+    };
+    if let Sink::File(f) = &mut sink {
         f.flush()?;
+    }
+    let d = m.delivery.clone();
+    t.send_errors = d.batches_rejected;
+    m.duration = t0.elapsed();
+    m.finished_unix =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let all_delivered = d.pending_batches == 0 && d.batches_rejected == 0;
+    m.last_success_unix = if all_delivered {
+        Some(m.finished_unix)
+    } else {
+        metrics_file.as_deref().and_then(kizuna_crawl::metrics::previous_success)
+    };
+    if let Some(p) = &metrics_file {
+        m.write_textfile(p).with_context(|| format!("metrics file {}", p.display()))?;
     }
     let verdicts: serde_json::Map<String, serde_json::Value> =
         Verdict::ALL.iter().map(|v| (v.as_str().to_owned(), (*t.verdicts.get(v).unwrap_or(&0)).into())).collect();
     let summary = serde_json::json!({
-        "seeds": t.chains,
+        "seeds": m.seeds,
         "bad_seeds": bad_seeds,
-        "pages": t.pages,
+        "pages": m.pages,
+        "bytes": m.bytes,
         "verdicts": verdicts,
-        "observations": t.observations,
-        "sent_stored": t.stored,
-        "sent_duplicates": t.duplicates,
+        "errors": m.errors,
+        "observations": m.observations,
+        "hub_indicators": m.hub_indicators,
+        "sent_batches": d.batches_sent,
+        "sent_stored": d.stored,
+        "sent_duplicates": d.duplicates,
         "send_errors": t.send_errors,
-        "cases_opened": t.cases_opened,
-        "notices_sent": t.notices,
+        "rejected_batches": d.batches_rejected,
+        "spooled_batches": d.pending_batches,
+        "spooled_observations": d.pending_observations,
+        "spool": spool_dir.as_ref().map(|p| p.display().to_string()),
+        "cases_opened": m.cases_opened,
+        "notices_sent": m.notices_sent,
         "crawl_log": log_path.display().to_string(),
+        "metrics_file": metrics_file.as_ref().map(|p| p.display().to_string()),
+        "seconds": m.duration.as_secs_f64(),
     });
     if a.json {
         println!("{summary}");
     } else {
-        println!("crawled {} seeds, {} pages fetched", t.chains, t.pages);
+        println!("crawled {} seeds, {} pages fetched", m.seeds, m.pages);
         for v in Verdict::ALL {
             println!("  {:<13}{}", v.as_str(), t.verdicts.get(&v).unwrap_or(&0));
         }
-        let dest = match (&a.out, &hub) {
+        let dest = match (&a.out, &hub_url) {
             (Some(p), _) => format!("written to {}", p.display()),
-            (None, Some((u, _))) => format!("sent to {u} ({} stored, {} duplicates)", t.stored, t.duplicates),
+            (None, Some(u)) => format!(
+                "sent to {u} ({} stored, {} duplicates); {} left in the spool",
+                d.stored, d.duplicates, d.pending_observations
+            ),
             (None, None) => "not sent (no --hub or --out)".into(),
         };
-        println!("observations: {} {dest}", t.observations);
-        println!("site cases opened: {}, owner notices sent: {}", t.cases_opened, t.notices);
+        println!("observations: {} {dest}", m.observations);
+        if d.pending_batches > 0 {
+            println!(
+                "hub unreachable: {} batches ({} observations, including earlier runs') wait in {} and are resent by the next run",
+                d.pending_batches,
+                d.pending_observations,
+                spool_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            );
+        }
+        println!("site cases opened: {}, owner notices sent: {}", m.cases_opened, m.notices_sent);
         println!("raw crawl log: {}", log_path.display());
     }
-    Ok(if t.send_errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if t.send_errors > 0 {
+        ExitCode::from(1)
+    } else if d.pending_batches > 0 {
+        ExitCode::from(EXIT_SPOOLED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-async fn flush(
+/// Exit code when findings are safe in the spool but the hub did not take them (EX_TEMPFAIL).
+const EXIT_SPOOLED: u8 = 75;
+
+fn report_delivery(d: &Delivery) {
+    if d.batches_sent > 0 {
+        eprintln!(
+            "kizuna crawl: hub acknowledged {} batches ({} stored, {} duplicates)",
+            d.batches_sent, d.stored, d.duplicates
+        );
+    }
+    if d.batches_rejected > 0 {
+        eprintln!("kizuna crawl: hub refused {} batches as malformed (moved to spool/rejected/)", d.batches_rejected);
+    }
+    if let Some(e) = &d.last_error
+        && d.pending_batches > 0
+    {
+        eprintln!("kizuna crawl: {} batches stay spooled: {e}", d.pending_batches);
+    }
+}
+
+/// Spools the pending observations (one file) and tries to deliver the spool: one attempt
+/// during the crawl (none once the hub was found down), with backoff at the end.
+async fn spool_and_send(
     client: &kizuna_crawl::reqwest::Client,
-    hub: Option<&(String, String)>,
+    sink: &mut Sink,
     pending: &mut Vec<u8>,
-    n: &mut usize,
-    t: &mut Tally,
-) {
-    let Some((url, token)) = hub else { return };
-    if pending.is_empty() {
-        return;
+    m: &mut RunMetrics,
+    last: bool,
+) -> Result<()> {
+    let Sink::Hub { url, token, spool, backoff, down } = sink else { return Ok(()) };
+    if !pending.is_empty() {
+        spool.put(pending).context("writing to the spool")?;
+        m.batches_spooled += 1;
+        pending.clear();
     }
-    let body = std::mem::take(pending);
-    *n = 0;
-    match report::send_to_hub(client, url, token, "kizuna-crawl", body).await {
-        Ok(s) => {
-            t.stored += s["stored"].as_u64().unwrap_or(0);
-            t.duplicates += s["duplicates"].as_u64().unwrap_or(0);
-        }
-        Err(e) => {
-            eprintln!("kizuna crawl: {e}");
-            t.send_errors += 1;
-        }
+    if *down && !last {
+        return Ok(());
     }
+    let b = if last { *backoff } else { Backoff::once() };
+    let d = spool::deliver(spool, client, url, token, b).await;
+    report_delivery(&d);
+    *down = d.pending_batches > 0;
+    m.add_delivery(&d);
+    Ok(())
+}
+
+/// `kizuna crawl send`: delivers what is spooled, without crawling.
+async fn send(a: &SendArgs) -> Result<ExitCode> {
+    let config = load_config(a.crawl_config.as_deref())?;
+    let url = a.hub.clone().or_else(|| config.hub.url.clone()).context("no hub: give --hub or hub.url")?;
+    let tf = a
+        .token_file
+        .clone()
+        .or_else(|| config.hub.sensor_token_file.clone())
+        .context("--hub needs --token-file (or hub.sensor_token_file)")?;
+    let token = read_token(&tf)?;
+    let spool = Spool::open(&config.data_dir().join("spool"))?;
+    let client = report::hub_client(&config)?;
+    let d = spool::deliver(&spool, &client, &url, &token, Backoff::from_config(&config.hub)).await;
+    report_delivery(&d);
+    println!(
+        "sent {} batches ({} observations: {} stored, {} duplicates); {} batches ({} observations) still spooled",
+        d.batches_sent, d.observations_sent, d.stored, d.duplicates, d.pending_batches, d.pending_observations
+    );
+    Ok(if d.batches_rejected > 0 {
+        ExitCode::from(1)
+    } else if d.pending_batches > 0 {
+        ExitCode::from(EXIT_SPOOLED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn recheck(path: Option<&Path>, all: bool) -> Result<ExitCode> {
