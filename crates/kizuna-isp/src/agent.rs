@@ -30,6 +30,10 @@ pub struct Agent {
     pub clock: Arc<dyn Clock>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Notified when the consent register changes in this process (the client zone rebuilds).
+    pub consent_changed: Arc<tokio::sync::Notify>,
+    /// Domains the hub publishes to this member, for the warning page.
+    pub blocklist: crate::warning::BlockList,
     mailer: Option<Mailer>,
     hub: Option<HubClient>,
 }
@@ -87,10 +91,21 @@ impl Agent {
             );
         }
         let hub = if with_hub { Some(HubClient::new(&config.hub)?) } else { None };
-        Ok(Arc::new(Agent { config, store, sessions, templates, clock, metrics: Metrics::new(), mailer, hub }))
+        Ok(Arc::new(Agent {
+            config,
+            store,
+            sessions,
+            templates,
+            clock,
+            metrics: Metrics::new(),
+            consent_changed: Arc::new(tokio::sync::Notify::new()),
+            blocklist: crate::warning::BlockList::default(),
+            mailer,
+            hub,
+        }))
     }
 
-    fn hub(&self) -> Result<&HubClient> {
+    pub(crate) fn hub(&self) -> Result<&HubClient> {
         self.hub.as_ref().ok_or_else(|| Error::Hub("no hub client (offline command)".into()))
     }
 
@@ -431,6 +446,9 @@ impl Agent {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!("round failed (retrying): {e}"),
+            }
+            if let Err(e) = self.sync_blocklist().await {
+                tracing::warn!("syncing the warning page's block list: {e}");
             }
             if last_stats.map(|t| t.elapsed() >= stats_every).unwrap_or(true) {
                 match self.push_stats(7).await {

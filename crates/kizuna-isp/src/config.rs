@@ -34,6 +34,17 @@ pub struct AgentConfig {
     /// Cleaning tools listed on the countermeasure page.
     #[serde(default)]
     pub cleaning_tools: Vec<CleaningTool>,
+    /// The consent model of the protective DNS service.
+    #[serde(default)]
+    pub consent: crate::consent::ConsentSection,
+    /// The `rpz-client-ip` zone the agent serves to the ISP's resolvers (none: not served).
+    pub client_zone: Option<crate::consent::ClientZoneSection>,
+    /// The blocked-site warning page.
+    #[serde(default)]
+    pub warning: crate::warning::WarningSection,
+    /// Staff allowed into the agent console (`/console/` on the page server).
+    #[serde(default)]
+    pub console_users: Vec<crate::console::ConsoleUserConfig>,
 }
 
 /// `[hub]`.
@@ -355,6 +366,12 @@ impl AgentConfig {
         }
         if self.page.public_base_url.contains(['"', '<', '>', '\'', ' ', '&']) {
             return Err(Error::Config("page.public_base_url must not contain quotes, spaces, < > or &".into()));
+        }
+        if let Some(z) = &self.client_zone {
+            z.validate()?;
+        }
+        for u in &self.console_users {
+            u.validate()?;
         }
         Ok(())
     }

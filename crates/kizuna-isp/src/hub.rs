@@ -158,6 +158,26 @@ impl HubClient {
         Ok(PulledPage { next_cursor: p.next_cursor, more: p.more, observations })
     }
 
+    /// `GET /api/v1/indicators/changes?since=N`: the member's indicators changed after change
+    /// sequence `since` (published ones in full, the rest as tombstones). Only the sequence
+    /// number goes out: nothing about subscribers or what they visited.
+    pub async fn indicator_changes(&self, since: u64) -> Result<serde_json::Value> {
+        let url = format!("{}/api/v1/indicators/changes?since={since}&limit=1000", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| Error::Hub(format!("GET {url}: {e}")))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| Error::Hub(format!("GET {url}: {e}")))?;
+        if !status.is_success() {
+            return Err(Error::Hub(format!("GET {url}: {status}: {}", body.trim())));
+        }
+        serde_json::from_str(&body).map_err(|e| Error::Hub(format!("GET {url}: bad answer: {e}")))
+    }
+
     /// Posts daily counts.
     pub async fn post_stats(&self, payload: &StatsPayload) -> Result<serde_json::Value> {
         let url = format!("{}/api/v1/stats", self.base);

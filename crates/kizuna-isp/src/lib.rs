@@ -23,6 +23,8 @@ pub mod agent;
 pub mod cases;
 pub mod clock;
 pub mod config;
+pub mod consent;
+pub mod console;
 pub mod hub;
 pub mod letters;
 pub mod mail;
@@ -33,6 +35,7 @@ pub mod resolve;
 pub mod stats;
 pub mod store;
 pub mod subscribers;
+pub mod warning;
 
 /// Errors of the agent library.
 #[derive(Debug, thiserror::Error)]

@@ -34,6 +34,14 @@ pub struct Metrics {
     pub page: Family<KindLabel, Counter>,
     /// Stats pushes, by result (`ok`, `error`).
     pub stats_pushes: Family<KindLabel, Counter>,
+    /// Warning-page views, by category (counts only: no URL, no subscriber).
+    pub warning_views: Family<KindLabel, Counter>,
+    /// Consent decisions recorded by this process, by status.
+    pub consent_changes: Family<KindLabel, Counter>,
+    /// Serial of the client (`rpz-client-ip`) zone.
+    pub client_zone_serial: Gauge,
+    /// Passthru entries in the client zone (addresses of subscribers left unfiltered).
+    pub client_zone_passthru: Gauge,
 }
 
 impl Default for Metrics {
@@ -57,6 +65,10 @@ impl Metrics {
             outbox_failed: Gauge::default(),
             page: Family::default(),
             stats_pushes: Family::default(),
+            warning_views: Family::default(),
+            consent_changes: Family::default(),
+            client_zone_serial: Gauge::default(),
+            client_zone_passthru: Gauge::default(),
         };
         registry.register("observations", "Observations pulled from the hub, by outcome", m.observations.clone());
         registry.register("duplicate_observations", "Observations pulled again and ignored", m.duplicates.clone());
@@ -67,6 +79,14 @@ impl Metrics {
         registry.register("outbox_failed", "Notices that could not be delivered", m.outbox_failed.clone());
         registry.register("page_requests", "Countermeasure page requests, by result", m.page.clone());
         registry.register("stats_pushes", "Daily count pushes to the hub, by result", m.stats_pushes.clone());
+        registry.register("warning_views", "Blocked-site warning page views, by category", m.warning_views.clone());
+        registry.register("consent_changes", "Consent decisions recorded, by status", m.consent_changes.clone());
+        registry.register("client_zone_serial", "Serial of the rpz-client-ip zone", m.client_zone_serial.clone());
+        registry.register(
+            "client_zone_passthru",
+            "Passthru entries in the rpz-client-ip zone",
+            m.client_zone_passthru.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -17,23 +17,34 @@ use crate::metrics::Metrics;
 use crate::notice::PageContext;
 use crate::store::TokenRecord;
 
-/// The router of the page server.
+/// The router of the page server: the countermeasure page, the agent console (with
+/// `[[console_users]]`), and for any foreign Host the blocked-site warning page
+/// ([`crate::warning`]).
 pub fn router(agent: Arc<Agent>) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/c/{token}", get(show))
         .route("/c/{token}/report", post(report))
-        .with_state(agent)
+        .with_state(agent.clone());
+    match crate::console::routes(&agent) {
+        Ok(Some(console)) => r = r.merge(console),
+        Ok(None) => {}
+        Err(e) => tracing::error!("agent console not mounted: {e}"),
+    }
+    r.layer(axum::middleware::from_fn_with_state(agent, crate::warning::dispatch))
 }
 
-/// Serves the page until `shutdown` resolves.
+/// Serves the page until `shutdown` resolves (with the peer address, which the warning
+/// page's opt-out resolves to a subscriber).
 pub async fn serve(
     agent: Arc<Agent>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(agent)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(agent).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 fn html(status: StatusCode, body: String) -> Response {

@@ -512,6 +512,7 @@ impl AgentStore {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::consent::SCHEMA)?;
         Ok(AgentStore { conn: Mutex::new(conn), path, memory_anchor: Mutex::new(None) })
     }
 
@@ -520,7 +521,7 @@ impl AgentStore {
     }
 
     /// Runs `f` in an immediate transaction and commits it; then updates the audit anchor.
-    fn tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut c = self.lock();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -532,7 +533,7 @@ impl AgentStore {
         Ok(out)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         f(&self.lock())
     }
 
@@ -1064,6 +1065,10 @@ impl AgentStore {
     pub fn record_visit(&self, hash: &[u8], threat: &str, now: Timestamp) -> Result<()> {
         self.tx(|tx| {
             tx.execute("UPDATE page_tokens SET visits = visits + 1 WHERE hash = ?1", params![hash])?;
+            tx.execute(
+                "INSERT INTO page_visits (case_id, notice_id, at) SELECT case_id, notice_id, ?2 FROM page_tokens WHERE hash = ?1",
+                params![hash, now.as_micros()],
+            )?;
             count(tx, &day_of(now), threat, "page-visits", 1)
         })
     }
@@ -1270,7 +1275,7 @@ fn last_audit(tx: &Connection) -> Result<Option<Anchor>> {
 }
 
 /// Appends an audit entry inside a transaction, chained to the previous one.
-fn append_audit(tx: &Connection, record: &AuditRecord) -> Result<()> {
+pub(crate) fn append_audit(tx: &Connection, record: &AuditRecord) -> Result<()> {
     let (seq, prev) = match last_audit(tx)? {
         None => (1u64, [0u8; 32]),
         Some(a) => (a.seq + 1, a.hash),

@@ -112,6 +112,13 @@ impl<T: Ord + Copy + Radix> SortedRuns<T> {
         self.compact();
     }
 
+    /// Calls `f` for every sealed entry, run by run (not in global order).
+    pub(crate) fn each(&self, mut f: impl FnMut(&T)) {
+        for run in &self.runs {
+            run.iter().for_each(&mut f);
+        }
+    }
+
     /// Entries of the single compacted run (empty unless compacted).
     pub(crate) fn compacted(&self) -> &[T] {
         if self.runs.len() == 1 && self.pending.is_empty() { &self.runs[0] } else { &[] }
