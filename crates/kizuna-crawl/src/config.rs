@@ -311,6 +311,9 @@ mod tests {
         assert_eq!(c.identity.accept_language, "ja,en;q=0.8");
         assert_eq!(c.limits.max_download_bytes, 32 << 20);
         assert_eq!(c.report.tlp, "AMBER");
+        assert_eq!((c.hub.batch_observations, c.hub.retry_initial_ms, c.hub.retry_for_secs), (1000, 500, 120));
+        let e = CrawlConfig::from_toml("[metrics]\ntextfile = \"/tmp/m.txt\"\n", "m.toml").expect_err("not .prom");
+        assert!(e.to_string().contains("metrics.textfile"), "{e}");
         let e = CrawlConfig::from_toml("[limits]\nmax_dept = 3\n", "x.toml").expect_err("typo rejected");
         assert!(e.to_string().contains("x.toml") && e.to_string().contains("max_dept"), "{e}");
         let e = CrawlConfig::from_toml("[report]\ntlp = \"PURPLE\"\n", "y.toml").expect_err("bad tlp");
