@@ -132,6 +132,17 @@ pub enum HubError {
 impl Hub {
     /// A hub over a store; loads the attribution tables from it.
     pub fn new(store: Arc<dyn HubStore>, config: HubConfig, ingest: IngestSettings) -> Result<Arc<Hub>, HubError> {
+        Self::with_metrics(store, config, ingest, Metrics::new())
+    }
+
+    /// Like [`Hub::new`] with a metrics set that may hold more registered metrics (served on
+    /// the hub's `/metrics`).
+    pub fn with_metrics(
+        store: Arc<dyn HubStore>,
+        config: HubConfig,
+        ingest: IngestSettings,
+        metrics: Metrics,
+    ) -> Result<Arc<Hub>, HubError> {
         let generation = store.routing_generation()?;
         let attributor = kizuna_pipeline::attributor_from_store(store.as_ref())?;
         let indicators = indicators::HubIndicators::new(&config.indicators, store.as_ref())?;
@@ -140,7 +151,7 @@ impl Hub {
             config,
             ingest,
             attribution: RwLock::new((generation, Arc::new(attributor))),
-            metrics: Metrics::new(),
+            metrics,
             started: Instant::now(),
             indicators,
         }))

@@ -139,6 +139,13 @@ impl Metrics {
         }
     }
 
+    /// The registry, for a component embedded in the hub process to add its own metrics
+    /// (e.g. the DNS primary's `kizuna_dns_*`) before the hub is built with
+    /// [`crate::Hub::with_metrics`].
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

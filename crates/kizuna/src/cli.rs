@@ -366,15 +366,23 @@ fn serve(env: &Env, listen: Option<SocketAddr>) -> Result<ExitCode> {
         hub_config.listen = l;
     }
     let addr = hub_config.listen;
-    let hub = kizuna_hub::Hub::new(store, hub_config, env.config.ingest_settings()?)?;
+    let mut metrics = kizuna_hub::Metrics::new();
+    let dns = crate::dns::for_hub(env, store.clone(), &mut metrics)?;
+    let hub = kizuna_hub::Hub::with_metrics(store, hub_config, env.config.ingest_settings()?, metrics)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+        let dns = crate::dns::InHub::start(dns).await?;
         tracing::info!("kizuna hub listening on http://{}", listener.local_addr()?);
+        let dns_ended = dns.ended();
         hub.serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = dns_ended => {}
+            }
         })
         .await?;
+        dns.stop().await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -29,6 +29,9 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[[csv_mappings]]`: generic CSV formats, used as `--format csv:<name>`.
     pub csv_mappings: Vec<CsvMapping>,
+    /// `[dns]`: when present, `kizuna hub serve` also runs the RPZ primary (same schema as
+    /// `kizuna dns serve --dns-config`).
+    pub dns: Option<kizuna_dns::DnsConfig>,
 }
 
 /// `[store]`.
@@ -105,6 +108,9 @@ impl Config {
         for m in &c.csv_mappings {
             m.validate().map_err(|e| anyhow::anyhow!("csv_mappings {:?}: {e}", m.name))?;
         }
+        if let Some(d) = &c.dns {
+            d.validate().context("[dns]")?;
+        }
         if c.store.backend != "sqlite" {
             anyhow::bail!("store.backend {:?} is not supported; known: sqlite", c.store.backend);
         }
@@ -158,8 +164,31 @@ mod tests {
     fn example_config_parses() {
         let c = Config::parse(include_str!("../../../kizuna.example.toml")).expect("example config");
         assert_eq!(c.hub.listen.port(), 8640);
+        assert!(c.dns.is_none(), "the [dns] example is commented out");
         assert!(!c.csv_mappings.is_empty());
         assert_eq!(c.retention().for_feed("cowrie"), Some(Duration::from_secs(90 * DAY)));
+    }
+
+    #[test]
+    fn example_dns_section_parses_when_uncommented() {
+        let text = include_str!("../../../kizuna.example.toml");
+        let (head, block) = text.split_once("# ---- [dns] example ----").expect("the [dns] example block");
+        let uncommented: String = block
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| !l.starts_with(' ') && (l.starts_with('[') || l.contains(" = ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = Config::parse(&format!("{head}\n{uncommented}")).expect("example with [dns]");
+        let dns = c.dns.expect("[dns] section");
+        assert_eq!(dns.zones.len(), 1);
+        assert_eq!(dns.zones[0].policy.zone_name, "rpz.isp-a.kizuna.example");
+        assert_eq!(dns.keys[0].name, "isp-a-xfr");
+        assert!(Config::parse("[dns]\nlisten_port = 1").is_err(), "unknown [dns] keys are rejected");
+        assert!(
+            Config::parse("[dns]\n[[dns.zones]]\nmember = \"a\"\nkey = \"nope\"\n[dns.zones.policy]\nzone_name = \"rpz.a.example\"\naction = { type = \"nxdomain\" }\n").is_err(),
+            "a zone naming a missing key is rejected"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! `kizuna dns …`: the RPZ primary (crate `kizuna-dns`) from the command line.
-//! Not yet in the module tree: wiring needs `mod dns;` in main.rs, a `Dns { command: crate::dns::DnsCommand }`
-//! variant + `Command::Dns { command } => crate::dns::run(&env, command)` in cli.rs, and `kizuna-dns` in Cargo.toml.
+//! `kizuna dns …`: the RPZ primary (crate `kizuna-dns`) from the command line, and [`InHub`]:
+//! the same primary inside `kizuna hub serve` when the config has a `[dns]` section (one
+//! process, the hub's store, metrics on the hub's `/metrics`, stopped together).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +11,9 @@ use clap::Subcommand;
 
 use kizuna_dns::{DnsConfig, DnsMetrics, FeedItem, IndicatorFeed, Service, StoreFeed};
 use kizuna_model::Timestamp;
+use kizuna_store::sqlite::SqliteStore;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::cli::Env;
 
@@ -48,7 +51,10 @@ fn load(path: &PathBuf) -> Result<DnsConfig> {
 }
 
 fn feed(env: &Env) -> Result<Arc<dyn IndicatorFeed>> {
-    let store = env.open_store()?;
+    feed_over(env, env.open_store()?)
+}
+
+fn feed_over(env: &Env, store: Arc<SqliteStore>) -> Result<Arc<dyn IndicatorFeed>> {
     let policy = crate::indicator::policy(env)?;
     Ok(Arc::new(StoreFeed::new(
         store,
@@ -113,4 +119,58 @@ fn build(env: &Env, config: &PathBuf, zone: &str) -> Result<(kizuna_dns::kizuna_
     let now = Timestamp::now();
     let items = feed(env)?.active(now)?;
     Ok((kizuna_dns::service::build_zone(zc, &items, now)?, items))
+}
+
+/// The primary for `kizuna hub serve`: `None` without a `[dns]` section. Its metrics are
+/// registered into the hub's, so they appear on the hub's `/metrics`.
+pub fn for_hub(env: &Env, store: Arc<SqliteStore>, hub_metrics: &mut kizuna_hub::Metrics) -> Result<Option<Service>> {
+    let Some(cfg) = env.config.dns.clone() else { return Ok(None) };
+    let metrics = DnsMetrics::new();
+    metrics.register(hub_metrics.registry_mut());
+    let zones = cfg.zones.len();
+    let svc = Service::new(cfg, feed_over(env, store)?, metrics).context("starting the DNS primary ([dns])")?;
+    tracing::info!(zones, "DNS primary configured in the hub");
+    Ok(Some(svc))
+}
+
+/// The DNS primary running inside the hub process.
+pub struct InHub {
+    task: Option<JoinHandle<Result<(), kizuna_dns::Error>>>,
+    stop: Arc<Notify>,
+    ended: Arc<Notify>,
+}
+
+impl InHub {
+    /// Binds the `[dns]` addresses (an error here stops the hub from starting) and runs the
+    /// primary in the background; with no service, does nothing.
+    pub async fn start(svc: Option<Service>) -> Result<InHub> {
+        let stop = Arc::new(Notify::new());
+        let ended = Arc::new(Notify::new());
+        let Some(svc) = svc else { return Ok(InHub { task: None, stop, ended }) };
+        let (udp, tcp, http) = svc.bind().await.context("binding the DNS primary's [dns] addresses")?;
+        tracing::info!("kizuna DNS primary listening on {} (udp+tcp)", udp.local_addr()?);
+        let (s, e) = (stop.clone(), ended.clone());
+        let task = tokio::spawn(async move {
+            let r = svc.run_until(udp, tcp, http, async move { s.notified().await }).await;
+            e.notify_one();
+            r
+        });
+        Ok(InHub { task: Some(task), stop, ended })
+    }
+
+    /// Completes if the primary stops by itself (an error): the hub then shuts down too.
+    pub fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (e, running) = (self.ended.clone(), self.task.is_some());
+        async move { if running { e.notified().await } else { std::future::pending().await } }
+    }
+
+    /// Stops the primary and reports how it ended.
+    pub async fn stop(mut self) -> Result<()> {
+        let Some(task) = self.task.take() else { return Ok(()) };
+        self.stop.notify_one();
+        match task.await {
+            Ok(r) => r.context("the DNS primary failed"),
+            Err(e) => bail!("the DNS primary task failed: {e}"),
+        }
+    }
 }
