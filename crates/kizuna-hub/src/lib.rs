@@ -62,6 +62,8 @@ pub struct HubConfig {
     pub analysts: Vec<indicators::AnalystConfig>,
     /// `[hub.indicators]`: derivation, allow-list and publication policy.
     pub indicators: kizuna_indicators::PolicyConfig,
+    /// `[hub.sharing]`: this hub's organisation identity and the partner collections it polls.
+    pub sharing: sharing::SharingConfig,
 }
 
 impl Default for HubConfig {
@@ -75,6 +77,7 @@ impl Default for HubConfig {
             sensors: Vec::new(),
             analysts: Vec::new(),
             indicators: kizuna_indicators::PolicyConfig::default(),
+            sharing: sharing::SharingConfig::default(),
         }
     }
 }
@@ -113,6 +116,7 @@ pub struct Hub {
     metrics: Metrics,
     started: Instant,
     indicators: indicators::HubIndicators,
+    sharing: sharing::PollMetrics,
 }
 
 /// Errors starting the hub.
@@ -154,6 +158,7 @@ impl Hub {
             metrics,
             started: Instant::now(),
             indicators,
+            sharing: sharing::PollMetrics::new(),
         }))
     }
 
@@ -253,8 +258,10 @@ impl Hub {
             }
         });
         let indicator_expiry = indicators::spawn_expiry(self.clone(), Duration::from_secs(30));
+        let pollers = sharing::spawn_pollers(&self);
         let result = axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await;
         indicator_expiry.abort();
+        pollers.iter().for_each(|p| p.abort());
         reloader.abort();
         expirer.abort();
         result.map_err(HubError::Io)
@@ -342,7 +349,9 @@ async fn metrics_text(State(hub): State<Arc<Hub>>) -> Response {
         }
     }
     indicators::refresh_metrics(&hub).await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], hub.metrics.encode()).into_response()
+    let mut text = hub.metrics.encode();
+    hub.sharing.append_to(&mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 #[derive(Deserialize)]

@@ -3,8 +3,18 @@
 //! and the `kizuna-indicators` collection kept in step with the indicator store by
 //! [`sync_indicators`] (a new object version for every indicator change; withdrawn or expired
 //! indicators are published as `revoked`), which runs before every read of that collection.
+//!
+//! `[hub.sharing]` ([`SharingConfig`]) names this hub's organisation (the STIX identity,
+//! `created_by_ref` and MISP `Orgc` of everything it exports) and the partner collections
+//! `kizuna hub serve` polls on their schedule ([`PollConfig`], [`spawn_pollers`]):
+//! incrementally (`added_after` saved in the store after every complete poll, so a restart
+//! resumes where the last poll ended, then `next` through the pages), failed polls retried with
+//! doubling delays, and per-partner counters on `/metrics`
+//! (`kizuna_taxii_poll_*{partner}`).
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use kizuna_model::Timestamp;
@@ -18,18 +28,471 @@ use kizuna_taxii::store::{
     AddResult, CollectionInfo, Entry, NewObject, ObjectStore, Sibling, StatusResource, StoreError,
 };
 use kizuna_taxii::{Credential, Directory, Partner, Presented, StaticDirectory, TaxiiConfig, TaxiiServer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
 use serde_json::Value;
+
+use kizuna_model::Tlp;
+use kizuna_store::AuditRecord;
+use kizuna_taxii::client::{self, ClientAuth, ClientError, PollState, RemoteCollection};
 
 use crate::Hub;
 
 /// The collection kizuna publishes its own indicators in.
 pub const INDICATORS_COLLECTION: &str = "kizuna-indicators";
 
-/// The producer identity of objects the hub publishes when syncing on read.
+/// The organisation name of a hub whose `[hub.sharing]` names none.
 pub const PRODUCER: &str = "kizuna";
 
-/// [`ObjectStore`] over the hub's [`SharingStore`].
-pub struct HubObjects(pub Arc<dyn HubStore>);
+/// `[hub.sharing]`: who this hub is when it shares, and the partner collections it polls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharingConfig {
+    /// This hub's organisation name: the STIX identity (its id derives from the name, so it
+    /// stays the same across exports and restarts), `created_by_ref` of what it produces, and
+    /// the MISP `Orgc`.
+    pub organisation: String,
+    /// Contact of the organisation (STIX `contact_information`), e.g. its CSIRT's address.
+    pub contact: Option<String>,
+    /// `[[hub.sharing.poll]]`: partner TAXII collections polled by `kizuna hub serve`.
+    pub poll: Vec<PollConfig>,
+}
+
+impl Default for SharingConfig {
+    fn default() -> Self {
+        SharingConfig { organisation: PRODUCER.into(), contact: None, poll: Vec::new() }
+    }
+}
+
+/// One partner collection to poll.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollConfig {
+    /// The partner organisation: provenance (`source` prefix, origin) of what it sends; the
+    /// hub never serves that data back to it.
+    pub name: String,
+    /// The collection URL (`https://…/api-root/collections/{id}/`).
+    pub url: String,
+    /// HTTP Basic user (with `password_file`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// File holding the Basic password (first line).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// File holding an API key, sent as `Authorization: Token …` (first line).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Seconds between polls (default 300).
+    #[serde(default = "default_interval")]
+    pub interval_secs: u64,
+    /// PEM file of the CA(s) that sign the partner's certificate; without it the web PKI
+    /// roots. Host names are always verified.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Objects per page to ask for (default 100).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    /// Timeout of one request, seconds (default 60).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// TLP of objects the partner sends without a TLP marking (default AMBER).
+    #[serde(default)]
+    pub default_tlp: Option<String>,
+    /// The widest audience anything from this partner gets here: a wider TLP is narrowed to
+    /// it (e.g. `GREEN` keeps the partner's CLEAR data inside the community).
+    #[serde(default)]
+    pub tlp_floor: Option<String>,
+    /// Sharing groups given to what the partner sends without naming any.
+    #[serde(default)]
+    pub sharing_groups: Vec<String>,
+}
+
+fn default_interval() -> u64 {
+    300
+}
+fn default_page_size() -> usize {
+    100
+}
+fn default_timeout() -> u64 {
+    60
+}
+
+fn tlp_field(v: &Option<String>, what: &str) -> Result<Option<Tlp>, String> {
+    v.as_deref().map(|t| t.parse::<Tlp>().map_err(|e| format!("{what}: {e}"))).transpose()
+}
+
+impl SharingConfig {
+    /// Checks the section: an organisation name, unique partner names, http(s) URLs, one way
+    /// to authenticate, TLP names.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.organisation.trim().is_empty() {
+            return Err("hub.sharing.organisation must not be empty".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.poll {
+            let at = format!("hub.sharing.poll {:?}", p.name);
+            if p.name.trim().is_empty() {
+                return Err("hub.sharing.poll: name must not be empty".into());
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(format!("{at}: the name is used twice"));
+            }
+            if !(p.url.starts_with("https://") || p.url.starts_with("http://")) {
+                return Err(format!("{at}: url {:?} is not http(s)", p.url));
+            }
+            match (&p.user, &p.password_file, &p.token_file) {
+                (Some(_), Some(_), None) | (None, None, _) => {}
+                _ => return Err(format!("{at}: give user with password_file, or token_file")),
+            }
+            if p.interval_secs == 0 || p.page_size == 0 || p.timeout_secs == 0 {
+                return Err(format!("{at}: interval_secs, page_size and timeout_secs must be positive"));
+            }
+            tlp_field(&p.default_tlp, &format!("{at}: default_tlp"))?;
+            tlp_field(&p.tlp_floor, &format!("{at}: tlp_floor"))?;
+        }
+        Ok(())
+    }
+
+    /// Export options naming this hub's organisation.
+    pub fn export_options(&self) -> kizuna_stix::ExportOptions {
+        let mut o = kizuna_stix::ExportOptions::new(self.organisation.clone());
+        o.contact = self.contact.clone();
+        o
+    }
+}
+
+fn read_secret(p: &std::path::Path, what: &str) -> Result<String, ClientError> {
+    let text = std::fs::read_to_string(p).map_err(|e| ClientError::Config(format!("{what} {}: {e}", p.display())))?;
+    let line = text.lines().next().unwrap_or("").trim().to_owned();
+    if line.is_empty() {
+        return Err(ClientError::Config(format!("{what} {} is empty", p.display())));
+    }
+    Ok(line)
+}
+
+impl PollConfig {
+    /// The credentials, read from their files now (so a rotated secret is used at the next
+    /// poll).
+    pub fn auth(&self) -> Result<ClientAuth, ClientError> {
+        match (&self.user, &self.password_file, &self.token_file) {
+            (Some(user), Some(pw), _) => {
+                Ok(ClientAuth::Basic { user: user.clone(), password: read_secret(pw, "password_file")? })
+            }
+            (_, _, Some(t)) => Ok(ClientAuth::Token(read_secret(t, "token_file")?)),
+            _ => Ok(ClientAuth::None),
+        }
+    }
+
+    /// The store key of this collection's poll state (a new URL starts from the beginning).
+    pub fn state_key(&self) -> String {
+        format!("taxii-poll:{}:{}", self.name, self.url)
+    }
+}
+
+/// What one poll of a partner brought.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// Objects received.
+    pub objects: usize,
+    /// Pages read.
+    pub pages: usize,
+    /// Indicators imported (one object may give several).
+    pub indicators: usize,
+    /// Sightings imported.
+    pub sightings: usize,
+    /// Objects that could not be used.
+    pub rejected: usize,
+    /// Where the next poll starts.
+    pub added_after: Option<String>,
+}
+
+/// Why a poll failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// Talking to the partner failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] kizuna_store::StoreError),
+    /// A worker thread failed.
+    #[error("worker: {0}")]
+    Worker(String),
+}
+
+/// Definitions kept across the pages of one poll, so objects on a later page still find the
+/// marking-definitions, identities, malware and indicators they reference.
+fn keep_as_context(o: &Value, context: &mut Vec<Value>) {
+    match o.get("type").and_then(Value::as_str) {
+        Some("marking-definition" | "identity" | "malware" | "relationship") => context.push(o.clone()),
+        Some("indicator") => {
+            let mut stub = serde_json::Map::new();
+            for k in ["type", "id", "pattern", "pattern_type", "indicator_types", "labels", "extensions"] {
+                if let Some(v) = o.get(k) {
+                    stub.insert(k.into(), v.clone());
+                }
+            }
+            context.push(Value::Object(stub));
+        }
+        _ => {}
+    }
+}
+
+/// Polls one partner collection once, from where the last complete poll stopped, importing
+/// each page as it arrives; saves the new `added_after` when every page is read (an
+/// interrupted poll repeats from the old one: imports are idempotent).
+pub async fn poll_partner(
+    store: &Arc<dyn HubStore>,
+    p: &PollConfig,
+    auth: ClientAuth,
+    http: &reqwest::Client,
+) -> Result<PollOutcome, PollError> {
+    let default_tlp = tlp_field(&p.default_tlp, "default_tlp").map_err(ClientError::Config)?;
+    let floor = tlp_field(&p.tlp_floor, "tlp_floor").map_err(ClientError::Config)?;
+    let key = p.state_key();
+    let st = store.clone();
+    let k = key.clone();
+    let (added_after, aliases) = tokio::task::spawn_blocking(move || -> Result<_, kizuna_store::StoreError> {
+        let s = sharing(&st);
+        Ok((s.poll_state(&k)?, s.aliases()?))
+    })
+    .await
+    .map_err(|e| PollError::Worker(e.to_string()))??;
+    let mut table = kizuna_stix::AliasTable::new();
+    if let Some(j) = aliases {
+        // an unreadable stored table only loses alias folding, never the import
+        let _ = table.load_json(&j);
+    }
+    let rc = RemoteCollection { url: p.url.clone(), auth, limit: p.page_size };
+    let mut pager = client::Pager::new(http, &rc, &PollState { added_after });
+    let mut out = PollOutcome::default();
+    let mut context: Vec<Value> = Vec::new();
+    while let Some(page) = pager.next_page().await? {
+        out.objects += page.len();
+        let mut opts = kizuna_stix::ImportOptions::new(p.name.clone(), Timestamp::now());
+        opts.aliases = table.clone();
+        if let Some(t) = default_tlp {
+            opts.default_tlp = t;
+        }
+        let groups = p.sharing_groups.clone();
+        let st = store.clone();
+        let ctx = context.clone();
+        let pg = page.clone();
+        let (n_ind, n_sight, n_rej) = tokio::task::spawn_blocking(move || -> Result<_, kizuna_store::StoreError> {
+            let r = kizuna_stix::import::import_objects_with_context(&pg, &ctx, &opts);
+            let mut batch: Vec<kizuna_model::Indicator> = r.indicators.iter().map(|i| i.with_provenance()).collect();
+            batch.extend(r.sightings.iter().map(|s| s.as_indicator()));
+            for i in &mut batch {
+                if i.sharing_groups.is_empty() {
+                    i.sharing_groups = groups.clone();
+                }
+                if let Some(f) = floor {
+                    i.tlp = i.tlp.max(f);
+                }
+            }
+            if !batch.is_empty() {
+                IndicatorStore::upsert_indicators(&*st, &batch, opts.now)?;
+            }
+            Ok((r.indicators.len(), r.sightings.len(), r.rejected.len()))
+        })
+        .await
+        .map_err(|e| PollError::Worker(e.to_string()))??;
+        out.indicators += n_ind;
+        out.sightings += n_sight;
+        out.rejected += n_rej;
+        for o in &page {
+            keep_as_context(o, &mut context);
+        }
+    }
+    out.pages = pager.pages();
+    out.added_after = pager.state().added_after.clone();
+    let st = store.clone();
+    let o = out.clone();
+    let name = p.name.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), kizuna_store::StoreError> {
+        let now = Timestamp::now();
+        sharing(&st).set_poll_state(&key, o.added_after.as_deref(), now)?;
+        if o.objects > 0 {
+            st.append_audit(&AuditRecord {
+                at: now,
+                actor: "hub".into(),
+                action: "share.poll".into(),
+                subject: format!("partner:{name}"),
+                detail: serde_json::json!({
+                    "objects": o.objects, "pages": o.pages, "indicators": o.indicators,
+                    "sightings": o.sightings, "rejected": o.rejected, "added_after": o.added_after,
+                })
+                .to_string(),
+            })?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| PollError::Worker(e.to_string()))??;
+    Ok(out)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartnerLabel {
+    partner: String,
+}
+
+/// Per-partner poll metrics (a registry of their own, appended to the hub's `/metrics`).
+pub struct PollMetrics {
+    registry: Registry,
+    polls: Family<PartnerLabel, Counter>,
+    errors: Family<PartnerLabel, Counter>,
+    objects: Family<PartnerLabel, Counter>,
+    indicators: Family<PartnerLabel, Counter>,
+    sightings: Family<PartnerLabel, Counter>,
+    rejected: Family<PartnerLabel, Counter>,
+    last_success: Family<PartnerLabel, Gauge>,
+    failing: Family<PartnerLabel, Gauge>,
+}
+
+impl Default for PollMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PollMetrics {
+    /// Registers the metrics.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let mut family = |name: &str, help: &str| {
+            let f = Family::<PartnerLabel, Counter>::default();
+            registry.register(name, help, f.clone());
+            f
+        };
+        let polls = family("kizuna_taxii_polls", "Completed polls of a partner collection");
+        let errors = family("kizuna_taxii_poll_errors", "Failed polls of a partner collection");
+        let objects = family("kizuna_taxii_poll_objects", "STIX objects received from a partner collection");
+        let indicators = family("kizuna_taxii_poll_indicators", "Indicators imported from a partner collection");
+        let sightings = family("kizuna_taxii_poll_sightings", "Sightings imported from a partner collection");
+        let rejected = family("kizuna_taxii_poll_rejected", "Objects from a partner that could not be used");
+        let last_success = Family::<PartnerLabel, Gauge>::default();
+        registry.register(
+            "kizuna_taxii_poll_last_success_timestamp_seconds",
+            "Unix time of the last successful poll of a partner collection",
+            last_success.clone(),
+        );
+        let failing = Family::<PartnerLabel, Gauge>::default();
+        registry.register(
+            "kizuna_taxii_poll_consecutive_failures",
+            "Polls of a partner collection that failed in a row",
+            failing.clone(),
+        );
+        PollMetrics { registry, polls, errors, objects, indicators, sightings, rejected, last_success, failing }
+    }
+
+    fn label(name: &str) -> PartnerLabel {
+        PartnerLabel { partner: name.to_owned() }
+    }
+
+    /// Counts a successful poll.
+    pub fn success(&self, name: &str, o: &PollOutcome) {
+        let l = Self::label(name);
+        self.polls.get_or_create(&l).inc();
+        self.objects.get_or_create(&l).inc_by(o.objects as u64);
+        self.indicators.get_or_create(&l).inc_by(o.indicators as u64);
+        self.sightings.get_or_create(&l).inc_by(o.sightings as u64);
+        self.rejected.get_or_create(&l).inc_by(o.rejected as u64);
+        self.last_success.get_or_create(&l).set(Timestamp::now().as_secs());
+        self.failing.get_or_create(&l).set(0);
+    }
+
+    /// Counts a failed poll.
+    pub fn failure(&self, name: &str, in_a_row: u32) {
+        let l = Self::label(name);
+        self.errors.get_or_create(&l).inc();
+        self.failing.get_or_create(&l).set(i64::from(in_a_row));
+        // make the series exist before the first success, so a partner that never answered shows
+        let _ = self.last_success.get_or_create(&l);
+        let _ = self.polls.get_or_create(&l);
+    }
+
+    /// Appends these metrics to a text exposition that ends with `# EOF`.
+    pub fn append_to(&self, text: &mut String) {
+        if text.ends_with("# EOF\n") {
+            text.truncate(text.len() - "# EOF\n".len());
+        }
+        let _ = prometheus_client::encoding::text::encode(text, &self.registry);
+    }
+}
+
+/// The delay before retrying after `failures` failed polls in a row: 1 s, doubling, never more
+/// than the poll interval.
+pub fn retry_delay(failures: u32, interval: Duration) -> Duration {
+    let d = Duration::from_secs(1u64 << failures.saturating_sub(1).min(16));
+    d.min(interval)
+}
+
+/// Starts one task per `[[hub.sharing.poll]]` partner: poll at once, then every
+/// `interval_secs`; failures are logged, counted and retried sooner ([`retry_delay`]).
+pub fn spawn_pollers(hub: &Arc<Hub>) -> Vec<tokio::task::JoinHandle<()>> {
+    hub.config
+        .sharing
+        .poll
+        .iter()
+        .map(|p| {
+            let hub = hub.clone();
+            let p = p.clone();
+            tokio::spawn(async move {
+                let interval = Duration::from_secs(p.interval_secs.max(1));
+                let mut failures = 0u32;
+                loop {
+                    let started = Instant::now();
+                    let result = async {
+                        let http = client::http_client(p.ca_file.as_deref(), Duration::from_secs(p.timeout_secs))?;
+                        poll_partner(hub.store(), &p, p.auth()?, &http).await
+                    }
+                    .await;
+                    let delay = match result {
+                        Ok(o) => {
+                            failures = 0;
+                            hub.sharing.success(&p.name, &o);
+                            tracing::info!(
+                                partner = %p.name, objects = o.objects, pages = o.pages, indicators = o.indicators,
+                                sightings = o.sightings, rejected = o.rejected,
+                                "polled in {:.1}s", started.elapsed().as_secs_f64()
+                            );
+                            interval
+                        }
+                        Err(e) => {
+                            failures = failures.saturating_add(1);
+                            hub.sharing.failure(&p.name, failures);
+                            let d = retry_delay(failures, interval);
+                            tracing::warn!(partner = %p.name, "poll failed ({failures} in a row, retry in {d:?}): {e}");
+                            d
+                        }
+                    };
+                    tokio::time::sleep(delay).await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// [`ObjectStore`] over the hub's [`SharingStore`]; `producer` names the hub in the indicator
+/// objects it publishes.
+pub struct HubObjects {
+    /// The store.
+    pub store: Arc<dyn HubStore>,
+    /// Export options (organisation, contact).
+    pub producer: kizuna_stix::ExportOptions,
+}
+
+impl HubObjects {
+    /// Over a store, publishing as `producer`.
+    pub fn new(store: Arc<dyn HubStore>, producer: kizuna_stix::ExportOptions) -> Self {
+        HubObjects { store, producer }
+    }
+}
 
 fn sharing(s: &Arc<dyn HubStore>) -> &dyn SharingStore {
     &**s
@@ -77,7 +540,7 @@ fn entry(r: TaxiiObjectRow) -> Entry {
 
 impl ObjectStore for HubObjects {
     fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
-        Ok(sharing(&self.0)
+        Ok(sharing(&self.store)
             .taxii_collections()
             .map_err(backend)?
             .into_iter()
@@ -92,7 +555,7 @@ impl ObjectStore for HubObjects {
     }
 
     fn put_collection(&self, info: &CollectionInfo) -> Result<(), StoreError> {
-        sharing(&self.0)
+        sharing(&self.store)
             .put_taxii_collection(&TaxiiCollectionRecord {
                 id: info.id.clone(),
                 title: info.title.clone(),
@@ -113,9 +576,9 @@ impl ObjectStore for HubObjects {
     ) -> Result<(), StoreError> {
         if collection == INDICATORS_COLLECTION {
             // the view is brought up to date before every read: one query when nothing changed
-            sync_indicators(&self.0, PRODUCER, Timestamp::now())?;
+            sync_indicators_as(&self.store, &self.producer, Timestamp::now())?;
         }
-        let s = sharing(&self.0);
+        let s = sharing(&self.store);
         let mut after = after_seq;
         loop {
             let rows = s.taxii_objects_after(collection, after, added_after, 512).map_err(backend)?;
@@ -144,7 +607,12 @@ impl ObjectStore for HubObjects {
     }
 
     fn versions(&self, collection: &str, id: &str) -> Result<Vec<Entry>, StoreError> {
-        Ok(sharing(&self.0).taxii_object_versions(collection, id).map_err(backend)?.into_iter().map(entry).collect())
+        Ok(sharing(&self.store)
+            .taxii_object_versions(collection, id)
+            .map_err(backend)?
+            .into_iter()
+            .map(entry)
+            .collect())
     }
 
     fn add(&self, collection: &str, objects: Vec<NewObject>, now: i64) -> Result<Vec<AddResult>, StoreError> {
@@ -171,7 +639,7 @@ impl ObjectStore for HubObjects {
                 })),
             }
         }
-        let stored = sharing(&self.0).add_taxii_objects(collection, &rows, now).map_err(backend)?;
+        let stored = sharing(&self.store).add_taxii_objects(collection, &rows, now).map_err(backend)?;
         let mut it = rows.into_iter().zip(stored);
         Ok(out
             .into_iter()
@@ -187,16 +655,16 @@ impl ObjectStore for HubObjects {
     }
 
     fn delete(&self, collection: &str, id: &str, versions: Option<&[i64]>) -> Result<usize, StoreError> {
-        sharing(&self.0).delete_taxii_object(collection, id, versions).map_err(backend)
+        sharing(&self.store).delete_taxii_object(collection, id, versions).map_err(backend)
     }
 
     fn put_status(&self, status: &StatusResource) -> Result<(), StoreError> {
         let json = serde_json::json!({"request_timestamp": status.request_timestamp, "body": status.to_json()});
-        sharing(&self.0).put_taxii_status(&status.id, &json.to_string(), Timestamp::now()).map_err(backend)
+        sharing(&self.store).put_taxii_status(&status.id, &json.to_string(), Timestamp::now()).map_err(backend)
     }
 
     fn status(&self, id: &str) -> Result<Option<StatusResource>, StoreError> {
-        let Some(text) = sharing(&self.0).taxii_status(id).map_err(backend)? else { return Ok(None) };
+        let Some(text) = sharing(&self.store).taxii_status(id).map_err(backend)? else { return Ok(None) };
         let v: Value = serde_json::from_str(&text).map_err(|e| StoreError::Backend(e.to_string()))?;
         let b = &v["body"];
         let item =
@@ -265,7 +733,16 @@ impl Directory for HubDirectory {
 /// Creates the `kizuna-indicators` collection if missing and publishes every indicator change
 /// since the last sync; returns how many object versions were added.
 pub fn sync_indicators(store: &Arc<dyn HubStore>, producer: &str, now: Timestamp) -> Result<usize, StoreError> {
-    let objects = HubObjects(store.clone());
+    sync_indicators_as(store, &kizuna_stix::ExportOptions::new(producer), now)
+}
+
+/// [`sync_indicators`] with full export options (the organisation's contact too).
+pub fn sync_indicators_as(
+    store: &Arc<dyn HubStore>,
+    opts: &kizuna_stix::ExportOptions,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let objects = HubObjects::new(store.clone(), opts.clone());
     if objects.collections()?.iter().all(|c| c.id != INDICATORS_COLLECTION) {
         objects.put_collection(&CollectionInfo {
             id: INDICATORS_COLLECTION.into(),
@@ -278,7 +755,6 @@ pub fn sync_indicators(store: &Arc<dyn HubStore>, producer: &str, now: Timestamp
     let cursor_key = format!("local:{INDICATORS_COLLECTION}");
     let s = sharing(store);
     let mut after: u64 = s.poll_state(&cursor_key).map_err(backend)?.and_then(|v| v.parse().ok()).unwrap_or(0);
-    let opts = kizuna_stix::ExportOptions::new(producer);
     // An indicator whose source is a partner organisation (`<partner>` or `<partner>/<feed>`, as
     // `ImportedIndicator::with_provenance` writes it) came from that partner: it keeps that
     // origin, so it is never served back there.
@@ -300,7 +776,7 @@ pub fn sync_indicators(store: &Arc<dyn HubStore>, producer: &str, now: Timestamp
                 provenance: None,
                 purpose: None,
             };
-            let mut o = kizuna_stix::export::indicator_object(&item, &opts);
+            let mut o = kizuna_stix::export::indicator_object(&item, opts);
             if !r.is_publishable(now) {
                 o["revoked"] = true.into();
             }
@@ -330,7 +806,7 @@ pub fn sync_indicators(store: &Arc<dyn HubStore>, producer: &str, now: Timestamp
 pub fn routes(hub: &Arc<Hub>) -> Router<Arc<Hub>> {
     let server = Arc::new(TaxiiServer {
         config: TaxiiConfig::default(),
-        store: Arc::new(HubObjects(hub.store().clone())),
+        store: Arc::new(HubObjects::new(hub.store().clone(), hub.config.sharing.export_options())),
         directory: Arc::new(HubDirectory(hub.store().clone())),
     });
     kizuna_taxii::router(server)

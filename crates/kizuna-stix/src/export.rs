@@ -35,6 +35,8 @@ pub struct ExportOptions {
     pub purpose: String,
     /// Malware family names.
     pub aliases: AliasTable,
+    /// Contact of the producer (its identity's `contact_information`).
+    pub contact: Option<String>,
 }
 
 impl ExportOptions {
@@ -46,6 +48,7 @@ impl ExportOptions {
             tlp_style: TlpStyle::default(),
             purpose: "prevention".into(),
             aliases: AliasTable::new(),
+            contact: None,
         }
     }
 }
@@ -114,6 +117,15 @@ pub fn identity(org: &str) -> Value {
         "name": org,
         "identity_class": "organization"
     })
+}
+
+/// The identity object of an organisation with its contact (`contact_information`).
+pub fn identity_with_contact(org: &str, contact: Option<&str>) -> Value {
+    let mut o = identity(org);
+    if let Some(c) = contact.filter(|c| !c.is_empty()) {
+        o["contact_information"] = c.into();
+    }
+    o
 }
 
 /// STIX `indicator_types` for a kizuna category.
@@ -189,7 +201,7 @@ pub fn malware_object(name: &str, opts: &ExportOptions) -> Value {
         "type": "malware",
         "spec_version": "2.1",
         "id": ids::object_id("malware", &canonical),
-        "created_by_ref": ids::object_id("identity", "kizuna"),
+        "created_by_ref": ids::object_id("identity", &opts.producer),
         "created": DEFINED,
         "modified": DEFINED,
         "name": canonical,
@@ -262,7 +274,6 @@ impl BundleBuilder {
             let mo = malware_object(m, &self.opts);
             let mal_id = mo["id"].as_str().unwrap_or_default().to_owned();
             self.tlps.insert(Tlp::Clear);
-            self.identities.insert("kizuna".into());
             self.push(mo);
             self.push(json!({
                 "type": "relationship",
@@ -348,7 +359,8 @@ impl BundleBuilder {
             identities.insert("kizuna".into());
         }
         for org in &identities {
-            all.push(identity(org));
+            let contact = if *org == self.opts.producer { self.opts.contact.as_deref() } else { None };
+            all.push(identity_with_contact(org, contact));
         }
         if self.uses_extension {
             all.push(extension_definition());

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use kizuna_model::{ClassificationType, Indicator, LegalBasis, Timestamp, Tlp};
+use kizuna_model::{ClassificationType, Indicator, IndicatorKind, LegalBasis, Timestamp, Tlp, canonical_value};
 use serde_json::Value;
 
 use crate::aliases::AliasTable;
@@ -77,6 +77,78 @@ impl ImportedIndicator {
     }
 }
 
+/// A STIX `sighting` of an indicator: someone saw the indicator's value `count` times between
+/// `first_seen` and `last_seen`. Kept in kizuna as one more source of the indicator (its
+/// provenance lists who saw it, when and how often), with the sighting's TLP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedSighting {
+    /// The value's kind.
+    pub kind: IndicatorKind,
+    /// The canonical value seen.
+    pub value: String,
+    /// What the sighted indicator says it is (its category), else the import default.
+    pub category: ClassificationType,
+    /// The sighted indicator's STIX id (`sighting_of_ref`).
+    pub sighting_of: String,
+    /// How many times (`count`; 1 when absent).
+    pub count: u64,
+    /// First seen (`first_seen`, else `created`).
+    pub first_seen: Timestamp,
+    /// Last seen (`last_seen`, else `first_seen`).
+    pub last_seen: Timestamp,
+    /// TLP from the sighting's markings (else the import default).
+    pub tlp: Tlp,
+    /// Sharing groups (kizuna extension).
+    pub sharing_groups: Vec<String>,
+    /// Legal basis (kizuna extension, else the import default).
+    pub legal_basis: LegalBasis,
+    /// Who saw it: names of the `where_sighted_refs` identities (their ids when undefined).
+    pub where_sighted: Vec<String>,
+    /// Who reported it (`created_by_ref`'s name).
+    pub created_by: Option<String>,
+    /// The organisation it came from (the import's origin).
+    pub origin: String,
+    /// The sighting's STIX id.
+    pub original_id: String,
+    /// Lifetime of the resulting record after `last_seen`, seconds.
+    pub lifetime_secs: i64,
+}
+
+impl ImportedSighting {
+    /// The sighting as the indicator record update a hub stores: source
+    /// `<origin>/sighting:<who saw it>`, first/last seen and count in the reason.
+    pub fn as_indicator(&self) -> Indicator {
+        let who = if self.where_sighted.is_empty() {
+            self.created_by.clone().unwrap_or_else(|| self.origin.clone())
+        } else {
+            self.where_sighted.join(",")
+        };
+        Indicator {
+            kind: self.kind,
+            value: self.value.clone(),
+            category: self.category,
+            source: format!("{}/sighting:{who}", self.origin),
+            confidence: 50,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            expires: Timestamp::from_micros(self.last_seen.as_micros() + self.lifetime_secs * 1_000_000),
+            reason: format!(
+                "sighted {} time{} by {who} from {} to {} (STIX {}, of {})",
+                self.count,
+                if self.count == 1 { "" } else { "s" },
+                crate::stix_time(self.first_seen),
+                crate::stix_time(self.last_seen),
+                self.original_id,
+                self.sighting_of
+            ),
+            malware: None,
+            tlp: self.tlp,
+            sharing_groups: self.sharing_groups.clone(),
+            legal_basis: self.legal_basis,
+        }
+    }
+}
+
 /// An object that could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -99,6 +171,8 @@ impl std::fmt::Display for Rejection {
 pub struct ImportReport {
     /// Indicators, in input order (a pattern with several values gives several).
     pub indicators: Vec<ImportedIndicator>,
+    /// Sightings, one per value of the sighted indicator.
+    pub sightings: Vec<ImportedSighting>,
     /// Objects that could not be used, with reasons.
     pub rejected: Vec<Rejection>,
     /// Objects of other types (identities, markings, reports, …), counted.
@@ -129,15 +203,22 @@ pub fn import_document(doc: &Value, opts: &ImportOptions) -> Result<ImportReport
 /// Imports a list of STIX objects; relationships, identities and markings among them are used
 /// to fill in malware names, producers and TLP.
 pub fn import_objects(objects: &[Value], opts: &ImportOptions) -> ImportReport {
+    import_objects_with_context(objects, &[], opts)
+}
+
+/// [`import_objects`], where `context` holds objects received earlier (e.g. on previous TAXII
+/// pages) that `objects` may reference: marking-definitions, identities, malware,
+/// relationships, indicators. Context objects are looked up, never imported.
+pub fn import_objects_with_context(objects: &[Value], context: &[Value], opts: &ImportOptions) -> ImportReport {
     let mut by_id: HashMap<&str, &Value> = HashMap::new();
-    for o in objects {
+    for o in context.iter().chain(objects) {
         if let Some(id) = o.get("id").and_then(Value::as_str) {
             by_id.insert(id, o);
         }
     }
     // indicator id → malware names, through `indicates` relationships
     let mut malware_of: HashMap<&str, String> = HashMap::new();
-    for o in objects {
+    for o in context.iter().chain(objects) {
         if o.get("type").and_then(Value::as_str) == Some("relationship")
             && o.get("relationship_type").and_then(Value::as_str) == Some("indicates")
             && let (Some(src), Some(dst)) =
@@ -157,6 +238,10 @@ pub fn import_objects(objects: &[Value], opts: &ImportOptions) -> ImportReport {
         match ty {
             Some("indicator") => match indicator(o, &by_id, &malware_of, opts) {
                 Ok(mut v) => report.indicators.append(&mut v),
+                Err(r) => report.rejected.push(reject(r)),
+            },
+            Some("sighting") => match sighting(o, &by_id, opts) {
+                Ok(mut v) => report.sightings.append(&mut v),
                 Err(r) => report.rejected.push(reject(r)),
             },
             Some(_) => report.other_objects += 1,
@@ -269,6 +354,114 @@ fn indicator(
             recipients: strings(ext.and_then(|e| e.get("recipients"))),
             origin: origin.clone(),
             purpose: ext_str("purpose").map(str::to_owned),
+        })
+        .collect())
+}
+
+/// The values an SCO stands for (ipv4/ipv6 addresses, domain names, URLs, file hashes).
+fn sco_values(o: &Value) -> Vec<(IndicatorKind, String)> {
+    let v = |k: &str| o.get(k).and_then(Value::as_str);
+    let mut out = Vec::new();
+    let mut push = |kind, value: Option<&str>| {
+        if let Some(x) = value.and_then(|x| canonical_value(kind, x).ok()) {
+            out.push((kind, x));
+        }
+    };
+    match o.get("type").and_then(Value::as_str) {
+        Some("ipv4-addr" | "ipv6-addr") => push(IndicatorKind::Ip, v("value")),
+        Some("domain-name") => push(IndicatorKind::Domain, v("value")),
+        Some("url") => push(IndicatorKind::Url, v("value")),
+        Some("file") => {
+            let h = o.get("hashes");
+            let hv = |k: &str| h.and_then(|h| h.get(k)).and_then(Value::as_str);
+            push(IndicatorKind::Sha256, hv("SHA-256"));
+            push(IndicatorKind::Sha1, hv("SHA-1"));
+            push(IndicatorKind::Md5, hv("MD5"));
+        }
+        _ => {}
+    }
+    out
+}
+
+fn name_of(by_id: &HashMap<&str, &Value>, r: &str) -> String {
+    by_id.get(r).and_then(|i| i.get("name")).and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| r.to_owned())
+}
+
+/// A sighting: the values come from the sighted indicator's pattern when the indicator is
+/// among the objects (or the context), else from the SCOs of its observed-data.
+fn sighting(o: &Value, by_id: &HashMap<&str, &Value>, opts: &ImportOptions) -> Result<Vec<ImportedSighting>, String> {
+    let id = o.get("id").and_then(Value::as_str).ok_or("sighting without id")?;
+    if o.get("revoked").and_then(Value::as_bool) == Some(true) {
+        return Err("revoked".into());
+    }
+    let of = o.get("sighting_of_ref").and_then(Value::as_str).ok_or("sighting without sighting_of_ref")?;
+    let time = |k: &str| -> Result<Option<Timestamp>, String> {
+        match o.get(k).and_then(Value::as_str) {
+            Some(s) => parse_time(s).map(Some).ok_or_else(|| format!("{k} {s:?} is not a timestamp")),
+            None => Ok(None),
+        }
+    };
+    let first_seen = time("first_seen")?.or(time("created")?).unwrap_or(opts.now);
+    let last_seen = time("last_seen")?.unwrap_or(first_seen).max(first_seen);
+    let count = o.get("count").and_then(Value::as_u64).unwrap_or(1);
+    let target = by_id.get(of).filter(|t| t.get("type").and_then(Value::as_str) == Some("indicator"));
+    let mut category = opts.default_category;
+    let mut values = Vec::new();
+    if let Some(t) = target {
+        let text_ext = t.get("extensions").and_then(|e| e.get(KIZUNA_EXTENSION));
+        category = text_ext
+            .and_then(|e| e.get("category"))
+            .and_then(Value::as_str)
+            .and_then(|c| c.parse().ok())
+            .or_else(|| category_of(t))
+            .unwrap_or(opts.default_category);
+        if let Some(p) = t.get("pattern").and_then(Value::as_str) {
+            values = pattern::read(p).map_err(|e| format!("the sighted indicator {of}: {e}"))?;
+        }
+    }
+    if values.is_empty() {
+        for od in strings(o.get("observed_data_refs")) {
+            let Some(od) = by_id.get(od.as_str()) else { continue };
+            for r in strings(od.get("object_refs")) {
+                if let Some(sco) = by_id.get(r.as_str()) {
+                    values.extend(sco_values(sco));
+                }
+            }
+        }
+    }
+    if values.is_empty() {
+        return Err(format!(
+            "the sighted indicator {of} is not among the objects received, and no observed-data names the value"
+        ));
+    }
+    let ext = o.get("extensions").and_then(|e| e.get(KIZUNA_EXTENSION));
+    let legal_basis = match ext.and_then(|e| e.get("legal_basis")).and_then(Value::as_str) {
+        Some(b) => b.parse::<LegalBasis>().map_err(|e| e.to_string())?,
+        None => opts.default_legal_basis,
+    };
+    let tlp = object_tlp(o, by_id).unwrap_or(opts.default_tlp);
+    let where_sighted: Vec<String> = strings(o.get("where_sighted_refs")).iter().map(|r| name_of(by_id, r)).collect();
+    let created_by = o.get("created_by_ref").and_then(Value::as_str).map(|r| name_of(by_id, r));
+    values.sort();
+    values.dedup();
+    Ok(values
+        .into_iter()
+        .map(|(kind, value)| ImportedSighting {
+            kind,
+            value,
+            category,
+            sighting_of: of.to_owned(),
+            count,
+            first_seen,
+            last_seen,
+            tlp,
+            sharing_groups: strings(ext.and_then(|e| e.get("sharing_groups"))),
+            legal_basis,
+            where_sighted: where_sighted.clone(),
+            created_by: created_by.clone(),
+            origin: opts.origin.clone(),
+            original_id: id.to_owned(),
+            lifetime_secs: opts.default_lifetime_secs,
         })
         .collect())
 }

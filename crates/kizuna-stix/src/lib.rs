@@ -28,7 +28,7 @@ pub mod tlp;
 
 pub use aliases::AliasTable;
 pub use export::{BundleBuilder, ExportItem, ExportOptions, Provenance, SightingItem};
-pub use import::{ImportOptions, ImportReport, ImportedIndicator, Rejection};
+pub use import::{ImportOptions, ImportReport, ImportedIndicator, ImportedSighting, Rejection};
 pub use tlp::TlpStyle;
 
 use kizuna_model::Timestamp;

@@ -1,5 +1,12 @@
 //! Polling partners: TAXII 2.1 collections (incrementally: `added_after` from the last poll's
 //! `X-TAXII-Date-Added-Last`, then `next` through the pages) and MISP feeds over HTTP.
+//!
+//! [`http_client`] builds the client partners are reached with: rustls (ring), the web PKI
+//! roots or, when the operator names one, only the CA certificates of a PEM file; host names
+//! are always verified. A certificate the roots do not vouch for is a [`ClientError::Tls`].
+
+use std::path::Path;
+use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
@@ -9,13 +16,22 @@ use crate::server::TAXII_MEDIA;
 /// Errors talking to a partner.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Transport failure.
-    #[error("{url}: {source}")]
+    /// Transport failure (connection refused, timeout, …); the message has the whole cause chain.
+    #[error("{url}: {detail}")]
     Http {
         /// The URL.
         url: String,
-        /// The error.
-        source: reqwest::Error,
+        /// The error and its causes.
+        detail: String,
+    },
+    /// The TLS handshake failed: the partner's certificate is not trusted by the configured
+    /// roots, names another host, or has expired.
+    #[error("{url}: TLS: {reason} (check the partner's ca_file and the host name in its URL)")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// What rustls said.
+        reason: String,
     },
     /// The partner answered with an error status.
     #[error("{url}: HTTP {status}: {body}")]
@@ -35,6 +51,74 @@ pub enum ClientError {
         /// What is wrong.
         reason: String,
     },
+    /// The client could not be set up (CA file unreadable, no certificate in it, …).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The rustls error somewhere in a cause chain (io::Error's `source` skips the error it wraps,
+/// so those are opened too).
+fn rustls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(t) = c.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        cur = match c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    None
+}
+
+/// A transport error, classified: TLS failures (found anywhere in the cause chain) apart.
+fn transport(url: &str, e: reqwest::Error) -> ClientError {
+    if let Some(t) = rustls_cause(&e) {
+        return ClientError::Tls { url: url.to_owned(), reason: t.to_string() };
+    }
+    let mut detail = e.to_string();
+    let mut cur = std::error::Error::source(&e);
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !detail.contains(&s) {
+            detail.push_str(": ");
+            detail.push_str(&s);
+        }
+        cur = c.source();
+    }
+    ClientError::Http { url: url.to_owned(), detail }
+}
+
+/// An HTTP client for partners: rustls with the web PKI roots, or only the certificates in
+/// `ca_file` (PEM) when given; `timeout` per request.
+pub fn http_client(ca_file: Option<&Path>, timeout: Duration) -> Result<reqwest::Client, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(p) => {
+            use rustls_pki_types::pem::PemObject;
+            let bad = |e: &dyn std::fmt::Display| ClientError::Config(format!("ca_file {}: {e}", p.display()));
+            for c in rustls_pki_types::CertificateDer::pem_file_iter(p).map_err(|e| bad(&e))? {
+                roots.add(c.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(bad(&"no certificate in the file"));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .user_agent(concat!("kizuna-taxii/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))
 }
 
 /// How to authenticate to a partner.
@@ -96,7 +180,7 @@ fn with_auth(r: reqwest::RequestBuilder, auth: &ClientAuth) -> reqwest::RequestB
 async fn body_of(url: &str, resp: reqwest::Response) -> Result<(reqwest::header::HeaderMap, Vec<u8>), ClientError> {
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.map_err(|source| ClientError::Http { url: url.to_owned(), source })?;
+    let bytes = resp.bytes().await.map_err(|e| transport(url, e))?;
     if !status.is_success() {
         let body = String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
         return Err(ClientError::Status { url: url.to_owned(), status: status.as_u16(), body });
@@ -104,21 +188,60 @@ async fn body_of(url: &str, resp: reqwest::Response) -> Result<(reqwest::header:
     Ok((headers, bytes.to_vec()))
 }
 
-/// Polls a collection once: every object added since `state`, page by page.
-pub async fn poll(http: &reqwest::Client, rc: &RemoteCollection, state: &PollState) -> Result<PollResult, ClientError> {
-    let objects_url = format!("{}/objects/", rc.url.trim_end_matches('/'));
-    let mut out = PollResult { state: state.clone(), ..PollResult::default() };
-    let mut next: Option<String> = None;
-    loop {
-        let mut q: Vec<(&str, String)> = vec![("limit", rc.limit.max(1).to_string())];
-        if let Some(a) = &state.added_after {
+/// Reads a collection page by page from where `state` stopped: the first request asks for
+/// `added_after`, the following ones follow `next`. [`Pager::state`] is the state to save once
+/// every page is read.
+pub struct Pager<'a> {
+    http: &'a reqwest::Client,
+    rc: &'a RemoteCollection,
+    objects_url: String,
+    start: PollState,
+    state: PollState,
+    next: Option<String>,
+    done: bool,
+    pages: usize,
+}
+
+impl<'a> Pager<'a> {
+    /// A pager over `rc` from `state`.
+    pub fn new(http: &'a reqwest::Client, rc: &'a RemoteCollection, state: &PollState) -> Self {
+        Pager {
+            http,
+            rc,
+            objects_url: format!("{}/objects/", rc.url.trim_end_matches('/')),
+            start: state.clone(),
+            state: state.clone(),
+            next: None,
+            done: false,
+            pages: 0,
+        }
+    }
+
+    /// Pages read so far.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Where the next poll should start (valid once [`Pager::next_page`] returned `None`).
+    pub fn state(&self) -> &PollState {
+        &self.state
+    }
+
+    /// The objects of the next page, `None` after the last one.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>, ClientError> {
+        if self.done {
+            return Ok(None);
+        }
+        let objects_url = self.objects_url.clone();
+        let mut q: Vec<(&str, String)> = vec![("limit", self.rc.limit.max(1).to_string())];
+        if let Some(a) = &self.start.added_after {
             q.push(("added_after", a.clone()));
         }
-        if let Some(n) = &next {
+        if let Some(n) = &self.next {
             q.push(("next", n.clone()));
         }
-        let req = with_auth(http.get(&objects_url).query(&q).header(ACCEPT, TAXII_MEDIA), &rc.auth);
-        let resp = req.send().await.map_err(|source| ClientError::Http { url: objects_url.clone(), source })?;
+        let req = with_auth(self.http.get(&objects_url).query(&q).header(ACCEPT, TAXII_MEDIA), &self.rc.auth);
+        let resp = req.send().await.map_err(|e| transport(&objects_url, e))?;
         let (headers, body) = body_of(&objects_url, resp).await?;
         let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !ct.starts_with("application/taxii+json") {
@@ -131,33 +254,41 @@ pub async fn poll(http: &reqwest::Client, rc: &RemoteCollection, state: &PollSta
             url: objects_url.clone(),
             reason: format!("envelope is not JSON: {e}"),
         })?;
-        out.pages += 1;
-        if let Some(objs) = env.get("objects").and_then(Value::as_array) {
-            out.objects.extend(objs.iter().cloned());
-        }
+        self.pages += 1;
+        let objects = env.get("objects").and_then(Value::as_array).cloned().unwrap_or_default();
         if let Some(last) = headers.get("x-taxii-date-added-last").and_then(|v| v.to_str().ok()) {
-            let newer = match (&out.state.added_after, kizuna_stix::parse_time(last)) {
+            let newer = match (&self.state.added_after, kizuna_stix::parse_time(last)) {
                 (Some(cur), Some(t)) => kizuna_stix::parse_time(cur).is_none_or(|c| t > c),
                 (None, Some(_)) => true,
                 _ => false,
             };
             if newer {
-                out.state.added_after = Some(last.to_owned());
+                self.state.added_after = Some(last.to_owned());
             }
         }
         let more = env.get("more").and_then(Value::as_bool).unwrap_or(false);
         match env.get("next").and_then(Value::as_str) {
-            Some(n) if more => next = Some(n.to_owned()),
+            Some(n) if more => self.next = Some(n.to_owned()),
             _ if more => {
                 return Err(ClientError::Protocol {
                     url: objects_url,
                     reason: "\"more\" is true but there is no \"next\"".into(),
                 });
             }
-            _ => break,
+            _ => self.done = true,
         }
+        Ok(Some(objects))
     }
-    Ok(out)
+}
+
+/// Polls a collection once: every object added since `state`, page by page, in memory.
+pub async fn poll(http: &reqwest::Client, rc: &RemoteCollection, state: &PollState) -> Result<PollResult, ClientError> {
+    let mut pager = Pager::new(http, rc, state);
+    let mut objects = Vec::new();
+    while let Some(mut page) = pager.next_page().await? {
+        objects.append(&mut page);
+    }
+    Ok(PollResult { objects, pages: pager.pages(), state: pager.state().clone() })
 }
 
 /// Posts objects to a collection; returns the status resource.
@@ -166,7 +297,7 @@ pub async fn post(http: &reqwest::Client, rc: &RemoteCollection, objects: &[Valu
     let body = serde_json::json!({ "objects": objects }).to_string();
     let req =
         with_auth(http.post(&url).header(ACCEPT, TAXII_MEDIA).header(CONTENT_TYPE, TAXII_MEDIA).body(body), &rc.auth);
-    let resp = req.send().await.map_err(|source| ClientError::Http { url: url.clone(), source })?;
+    let resp = req.send().await.map_err(|e| transport(&url, e))?;
     let (_, body) = body_of(&url, resp).await?;
     serde_json::from_slice(&body).map_err(|e| ClientError::Protocol { url, reason: format!("status is not JSON: {e}") })
 }
@@ -181,10 +312,7 @@ pub async fn fetch_misp_feed(
 ) -> Result<(Vec<(String, Value)>, Vec<(String, String)>), ClientError> {
     let base = base.trim_end_matches('/');
     let murl = format!("{base}/manifest.json");
-    let resp = with_auth(http.get(&murl), auth)
-        .send()
-        .await
-        .map_err(|source| ClientError::Http { url: murl.clone(), source })?;
+    let resp = with_auth(http.get(&murl), auth).send().await.map_err(|e| transport(&murl, e))?;
     let (_, body) = body_of(&murl, resp).await?;
     let manifest: Value = serde_json::from_slice(&body)
         .map_err(|e| ClientError::Protocol { url: murl.clone(), reason: format!("not JSON: {e}") })?;
@@ -203,7 +331,7 @@ pub async fn fetch_misp_feed(
                 serde_json::from_slice::<Value>(&b)
                     .map_err(|e| ClientError::Protocol { url: url.clone(), reason: format!("not JSON: {e}") })
             }),
-            Err(source) => Err(ClientError::Http { url: url.clone(), source }),
+            Err(e) => Err(transport(&url, e)),
         };
         match got {
             Ok(v) => events.push((u, v)),

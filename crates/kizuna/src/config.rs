@@ -108,6 +108,7 @@ impl Config {
         for m in &c.csv_mappings {
             m.validate().map_err(|e| anyhow::anyhow!("csv_mappings {:?}: {e}", m.name))?;
         }
+        c.hub.sharing.validate().map_err(anyhow::Error::msg)?;
         if let Some(d) = &c.dns {
             d.validate().context("[dns]")?;
         }
@@ -164,6 +165,9 @@ mod tests {
     fn example_config_parses() {
         let c = Config::parse(include_str!("../../../kizuna.example.toml")).expect("example config");
         assert_eq!(c.hub.listen.port(), 8640);
+        assert_eq!(c.hub.sharing.organisation, "kizuna");
+        assert_eq!(c.hub.sharing.poll.len(), 1);
+        assert_eq!(c.hub.sharing.poll[0].tlp_floor.as_deref(), Some("GREEN"));
         assert!(c.dns.is_none(), "the [dns] example is commented out");
         assert!(!c.csv_mappings.is_empty());
         assert_eq!(c.retention().for_feed("cowrie"), Some(Duration::from_secs(90 * DAY)));
@@ -205,5 +209,14 @@ mod tests {
         }
         assert!(Config::parse("[ingest]\nlegal_basis = \"because\"").is_err());
         assert!(Config::parse("[store]\nbackend = \"oracle\"").is_err());
-    }
+        for bad in [
+            "[hub.sharing]\norganisation = \"\"",
+            "[hub.sharing]\nname = \"x\"",
+            "[[hub.sharing.poll]]\nname = \"p\"\nurl = \"ftp://x/\"",
+            "[[hub.sharing.poll]]\nname = \"p\"\nurl = \"https://x/\"\nuser = \"u\"",
+            "[[hub.sharing.poll]]\nname = \"p\"\nurl = \"https://x/\"\ndefault_tlp = \"PURPLE\"",
+            "[[hub.sharing.poll]]\nname = \"p\"\nurl = \"https://x/\"\n[[hub.sharing.poll]]\nname = \"p\"\nurl = \"https://y/\"",
+        ] {
+            assert!(Config::parse(bad).is_err(), "{bad}");
+        }
 }

@@ -15,6 +15,7 @@ use kizuna_policy::{Recipient, RecipientKind, should_send};
 use kizuna_stix::{AliasTable, BundleBuilder, ExportItem, ExportOptions, ImportOptions, misp};
 use kizuna_store::indicators::IndicatorStore;
 use kizuna_store::sharing::{CredentialKind, CredentialRecord, PartnerSpec, PartyKind, SharingStore};
+use kizuna_taxii::client::ClientAuth;
 
 use crate::cli::{Env, audit};
 
@@ -30,7 +31,8 @@ pub enum ShareCommand {
     Export(ExportArgs),
     /// Import a STIX bundle / TAXII envelope (file), a MISP event (file) or a MISP feed (directory).
     Import(ImportArgs),
-    /// Poll a partner's TAXII collection once (incrementally) and import what is new.
+    /// Poll a partner's TAXII collection once (incrementally) and import what is new: a
+    /// `[[hub.sharing.poll]]` partner by name, or a collection URL.
     Poll(PollArgs),
     /// Publish indicator changes into the `kizuna-indicators` TAXII collection.
     Sync,
@@ -98,9 +100,9 @@ pub struct ExportArgs {
     /// The partner the export is for (its groups and clearance apply); without it, TLP:CLEAR only.
     #[arg(long = "for")]
     for_partner: Option<String>,
-    /// This hub's organisation name in the export.
-    #[arg(long, default_value = "kizuna")]
-    producer: String,
+    /// This hub's organisation name in the export (default: `[hub.sharing] organisation`).
+    #[arg(long)]
+    producer: Option<String>,
 }
 
 /// `kizuna share import`.
@@ -116,8 +118,12 @@ pub struct ImportArgs {
 /// `kizuna share poll`.
 #[derive(Args, Debug)]
 pub struct PollArgs {
-    /// The collection URL (`…/collections/{id}/`).
-    url: String,
+    /// A `[[hub.sharing.poll]]` partner name, or a collection URL (`…/collections/{id}/`).
+    target: String,
+    /// PEM file of the CA that signs the partner's certificate (URL mode; partners from the
+    /// config use their `ca_file`).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// HTTP Basic user.
     #[arg(long)]
     user: Option<String>,
@@ -239,7 +245,10 @@ pub fn run(env: &Env, command: ShareCommand) -> Result<ExitCode> {
             std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
             match a.format {
                 ExportFormat::Stix => {
-                    let mut opts = ExportOptions::new(&a.producer);
+                    let mut opts = env.config.hub.sharing.export_options();
+                    if let Some(p) = &a.producer {
+                        opts = ExportOptions { producer: p.clone(), contact: None, ..opts };
+                    }
                     opts.aliases = aliases(store.as_ref())?;
                     let mut b = BundleBuilder::new(opts);
                     for it in &items {
@@ -249,7 +258,10 @@ pub fn run(env: &Env, command: ShareCommand) -> Result<ExitCode> {
                     std::fs::write(&path, serde_json::to_string_pretty(&b.finish())?)
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
-                ExportFormat::Misp => write_feed(&a.out, &misp::export_feed(&items, &a.producer))?,
+                ExportFormat::Misp => {
+                    let org = a.producer.as_deref().unwrap_or(&env.config.hub.sharing.organisation);
+                    write_feed(&a.out, &misp::export_feed(&items, org))?
+                }
             }
             audit(
                 store.as_ref(),
@@ -268,60 +280,85 @@ pub fn run(env: &Env, command: ShareCommand) -> Result<ExitCode> {
             let mut opts = ImportOptions::new(&a.origin, now);
             opts.aliases = aliases(store.as_ref())?;
             let reports = import_path(&a.path, &opts)?;
-            let mut n = 0;
-            let mut rejected = 0;
+            let (mut n, mut sightings, mut rejected) = (0, 0, 0);
             for (name, r) in &reports {
                 for x in &r.rejected {
                     eprintln!("{name}: {x}");
                 }
                 rejected += r.rejected.len();
-                let inds: Vec<_> = r.indicators.iter().map(|i| i.with_provenance()).collect();
+                let mut inds: Vec<_> = r.indicators.iter().map(|i| i.with_provenance()).collect();
+                inds.extend(r.sightings.iter().map(|s| s.as_indicator()));
                 if !inds.is_empty() {
                     store.upsert_indicators(&inds, now)?;
                 }
-                n += inds.len();
+                n += r.indicators.len();
+                sightings += r.sightings.len();
             }
             audit(
                 store.as_ref(),
                 "share.import",
                 format!("origin:{}", a.origin),
-                json!({"indicators": n, "rejected": rejected}),
+                json!({"indicators": n, "sightings": sightings, "rejected": rejected}),
             )?;
-            println!("imported {n} indicators, {rejected} objects rejected");
+            println!("imported {n} indicators, {sightings} sightings, {rejected} objects rejected");
             if rejected > 0 {
                 return Ok(ExitCode::from(2));
             }
         }
         ShareCommand::Poll(a) => {
-            let auth = match (a.user, a.password, a.token) {
-                (_, _, Some(t)) => kizuna_taxii::client::ClientAuth::Token(t),
-                (Some(u), Some(p), None) => kizuna_taxii::client::ClientAuth::Basic { user: u, password: p },
-                (None, None, None) => kizuna_taxii::client::ClientAuth::None,
-                _ => bail!("give --user with --password, or --token"),
+            let sharing = &env.config.hub.sharing;
+            let (partner, auth) = match sharing.poll.iter().find(|p| p.name == a.target) {
+                Some(p) => (p.clone(), p.auth()?),
+                None if a.target.starts_with("http://") || a.target.starts_with("https://") => {
+                    let auth = match (a.user, a.password, a.token) {
+                        (_, _, Some(t)) => ClientAuth::Token(t),
+                        (Some(u), Some(p), None) => ClientAuth::Basic { user: u, password: p },
+                        (None, None, None) => ClientAuth::None,
+                        _ => bail!("give --user with --password, or --token"),
+                    };
+                    let p = kizuna_hub::sharing::PollConfig {
+                        name: a.origin.clone().unwrap_or_else(|| a.target.clone()),
+                        url: a.target.clone(),
+                        user: None,
+                        password_file: None,
+                        token_file: None,
+                        interval_secs: 300,
+                        ca_file: a.ca_file.clone(),
+                        page_size: a.limit.max(1),
+                        timeout_secs: 60,
+                        default_tlp: None,
+                        tlp_floor: None,
+                        sharing_groups: vec![],
+                    };
+                    (p, auth)
+                }
+                None => bail!(
+                    "{:?} is neither a [[hub.sharing.poll]] partner ({}) nor a collection URL",
+                    a.target,
+                    sharing.poll.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
             };
-            let rc = kizuna_taxii::client::RemoteCollection { url: a.url.clone(), auth, limit: a.limit };
-            let state = kizuna_taxii::client::PollState { added_after: store.poll_state(&a.url)? };
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let res = rt.block_on(async { kizuna_taxii::client::poll(&reqwest::Client::new(), &rc, &state).await })?;
-            let mut opts = ImportOptions::new(a.origin.unwrap_or_else(|| a.url.clone()), now);
-            opts.aliases = aliases(store.as_ref())?;
-            let r = kizuna_stix::import::import_objects(&res.objects, &opts);
-            let inds: Vec<_> = r.indicators.iter().map(|i| i.with_provenance()).collect();
-            if !inds.is_empty() {
-                store.upsert_indicators(&inds, now)?;
-            }
-            store.set_poll_state(&a.url, res.state.added_after.as_deref(), now)?;
+            let hs: std::sync::Arc<dyn kizuna_store::HubStore> = store.clone();
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            let o = rt.block_on(async {
+                let http = kizuna_taxii::client::http_client(
+                    partner.ca_file.as_deref(),
+                    std::time::Duration::from_secs(partner.timeout_secs),
+                )?;
+                anyhow::Ok(kizuna_hub::sharing::poll_partner(&hs, &partner, auth, &http).await?)
+            })?;
             println!(
-                "{} objects in {} pages: {} indicators, {} rejected",
-                res.objects.len(),
-                res.pages,
-                inds.len(),
-                r.rejected.len()
+                "{} objects in {} pages: {} indicators, {} sightings, {} rejected",
+                o.objects, o.pages, o.indicators, o.sightings, o.rejected
             );
+            if o.rejected > 0 {
+                return Ok(ExitCode::from(2));
+            }
         }
         ShareCommand::Sync => {
             let hs: std::sync::Arc<dyn kizuna_store::HubStore> = store.clone();
-            let n = kizuna_hub::sharing::sync_indicators(&hs, "kizuna", now).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let opts = env.config.hub.sharing.export_options();
+            let n = kizuna_hub::sharing::sync_indicators_as(&hs, &opts, now).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{n} object versions published to {}", kizuna_hub::sharing::INDICATORS_COLLECTION);
         }
         ShareCommand::Aliases { command: AliasCommand::Import { file } } => {
