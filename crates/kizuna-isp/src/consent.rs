@@ -502,7 +502,8 @@ impl ClientZoneSection {
 
 /// Who holds which address now: the session index.
 pub trait Holders: Send + Sync {
-    /// (session key, address or prefix) held at `at`, unambiguously.
+    /// (session key, address or prefix) of every session in progress at `at` (an address may
+    /// appear under two keys).
     fn holders_at(&self, at: Timestamp) -> Vec<(String, ipnet::IpNet)>;
 }
 
@@ -518,7 +519,8 @@ impl Holders for std::sync::RwLock<kizuna_sessions::SessionIndex> {
 /// The client addresses to exempt: the current addresses of every subscriber who is not
 /// filtered (their newest record is an opt-out, or they have none and the model is opt-in),
 /// of session keys the directory does not know (no consent can be shown for them), and the
-/// `always_passthru` prefixes. Sorted, without duplicates.
+/// `always_passthru` prefixes. An address in two sessions at once is exempt when either
+/// holder is. Sorted, without duplicates.
 pub fn passthru_clients(
     store: &AgentStore,
     holders: &dyn Holders,
@@ -529,6 +531,7 @@ pub fn passthru_clients(
     let keys = store.subscriber_keys()?;
     let current = store.consent_current(PROTECTIVE_DNS)?;
     let mut out: Vec<ipnet::IpNet> = always.to_vec();
+    // An address with two possible holders (a handover) is exempt if either did not consent.
     for (key, net) in holders.holders_at(now) {
         let filtered = keys.get(&key).is_some_and(|sub| {
             current.get(sub).map(|r| r.consent.status).unwrap_or(basis.default_status()) == Status::OptIn

@@ -914,43 +914,41 @@ impl SessionIndex {
 }
 
 impl SessionIndex {
-    /// Every address (IPv4 /32) and delegated prefix (IPv6) held at `at`, with the subscriber
-    /// key it resolves to then: only unambiguous holders (the same rule as [`Self::resolve`]),
-    /// sorted and without duplicates. For the agent's `rpz-client-ip` zone, which needs the
-    /// current addresses of a set of subscribers.
+    /// Every address (IPv4 /32) and delegated prefix (IPv6) of a session in progress at `at`,
+    /// with the subscriber key of that session, sorted and without duplicates. An address in
+    /// two sessions at once (a handover, a lost Stop) is listed under both keys: this is for the
+    /// agent's `rpz-client-ip` zone, which must exempt an address whenever any of its possible
+    /// holders did not consent, so nothing is decided here.
     pub fn holders_at(&self, at: Timestamp) -> Vec<(String, ipnet::IpNet)> {
         let Some(t) = secs(at) else { return Vec::new() };
         let live = |id: u32| {
             let s = &self.sessions[id as usize];
             s.start <= t && (s.end == OPEN || t < s.end)
         };
-        let mut nets: Vec<ipnet::IpNet> = Vec::new();
+        let mut nets: Vec<(u32, ipnet::IpNet)> = Vec::new();
         self.v4.each(|&(a, id)| {
             if live(id) {
-                nets.push(ipnet::IpNet::from(IpAddr::V4(a.into())));
+                nets.push((id, ipnet::IpNet::from(IpAddr::V4(a.into()))));
             }
         });
         self.v6.each(|&(hi, len, id)| {
             if live(id)
                 && let Ok(n) = ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(u128::from(hi) << 64), len)
             {
-                nets.push(n.into());
+                nets.push((id, n.into()));
             }
         });
         self.v6_long.each(|&(bits, len, id)| {
             if live(id)
                 && let Ok(n) = ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(bits), len)
             {
-                nets.push(n.into());
+                nets.push((id, n.into()));
             }
         });
-        nets.sort_unstable();
-        nets.dedup();
-        let mut out: Vec<(String, ipnet::IpNet)> = nets
-            .into_iter()
-            .filter_map(|n| self.resolve_key(n.network(), None, at).ok().map(|k| (k.to_owned(), n)))
-            .collect();
+        let mut out: Vec<(String, ipnet::IpNet)> =
+            nets.into_iter().map(|(id, n)| (self.subs.get(self.sessions[id as usize].sub).to_string(), n)).collect();
         out.sort_unstable();
+        out.dedup();
         out
     }
 }
