@@ -80,9 +80,11 @@ impl Mailer {
         let permanent = |message: String| SendFailure { permanent: true, message };
         let to_addr = n.recipient.parse().map_err(|e| permanent(format!("recipient {:?}: {e}", n.recipient)))?;
         let to = Mailbox::new(Some(n.recipient_name.clone()), to_addr);
-        let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).map_err(|e| SendFailure { permanent: false, message: e.to_string() })?;
-        let message_id = format!("<kizuna-notice-{}.{}@{}>", n.id, hex::encode(rnd), self.domain);
+        // Stable per notice (its id, creation time and secret link, hashed): a notice sent again
+        // because the agent died between the MTA's 250 and recording it carries the same
+        // Message-ID, so the receiving side can drop the copy. Delivery is at-least-once.
+        let tag = crate::token_hash(&format!("{}|{}|{}", n.id, n.created.as_micros(), n.link));
+        let message_id = format!("<kizuna-notice-{}.{}@{}>", n.id, hex::encode(&tag[..8]), self.domain);
         let mut b = Message::builder()
             .from(self.from.clone())
             .to(to)

@@ -34,6 +34,10 @@ pub struct Metrics {
     pub page: Family<KindLabel, Counter>,
     /// Stats pushes, by result (`ok`, `error`).
     pub stats_pushes: Family<KindLabel, Counter>,
+    /// Sessions in the session index (set by whoever feeds it: `kizuna isp serve`'s tailer).
+    pub sessions_indexed: Gauge,
+    /// Session log events read since start (set by the tailer).
+    pub session_events: Counter,
     /// Warning-page views, by category (counts only: no URL, no subscriber).
     pub warning_views: Family<KindLabel, Counter>,
     /// Consent decisions recorded by this process, by status.
@@ -65,6 +69,8 @@ impl Metrics {
             outbox_failed: Gauge::default(),
             page: Family::default(),
             stats_pushes: Family::default(),
+            sessions_indexed: Gauge::default(),
+            session_events: Counter::default(),
             warning_views: Family::default(),
             consent_changes: Family::default(),
             client_zone_serial: Gauge::default(),
@@ -79,6 +85,8 @@ impl Metrics {
         registry.register("outbox_failed", "Notices that could not be delivered", m.outbox_failed.clone());
         registry.register("page_requests", "Countermeasure page requests, by result", m.page.clone());
         registry.register("stats_pushes", "Daily count pushes to the hub, by result", m.stats_pushes.clone());
+        registry.register("sessions_indexed", "Sessions in the session index", m.sessions_indexed.clone());
+        registry.register("session_events", "Session log events read", m.session_events.clone());
         registry.register("warning_views", "Blocked-site warning page views, by category", m.warning_views.clone());
         registry.register("consent_changes", "Consent decisions recorded, by status", m.consent_changes.clone());
         registry.register("client_zone_serial", "Serial of the rpz-client-ip zone", m.client_zone_serial.clone());

@@ -213,13 +213,17 @@ fn build_index(c: &AgentConfig, state_file: &Path) -> Result<(SessionIndex, Sess
     let _ = std::fs::remove_file(state_file);
     let mut index = SessionIndex::new(resolver_config(c));
     let mut tailer = SessionTailer::new(session_roots(c)?, state_file).context("starting the session tailer")?;
+    let started = std::time::Instant::now();
     let s = tailer.poll(&mut index).context("reading session logs")?;
+    // One sorted run per family and sessions laid out by address: the fastest lookups.
+    index.compact();
     eprintln!(
-        "sessions: {} files, {} events, {} rejected, {} sessions indexed",
+        "sessions: {} files, {} events, {} rejected, {} sessions indexed in {:.1} s",
         s.files,
         s.events,
         s.rejected,
-        index.len()
+        index.len(),
+        started.elapsed().as_secs_f64()
     );
     for r in s.rejections.iter().take(10) {
         eprintln!("  rejected {r}");
@@ -483,8 +487,11 @@ fn serve(c: AgentConfig, store: Arc<AgentStore>, clock: Arc<dyn Clock>, stats_ev
     let listen = c.page.listen;
     let tail_every = Duration::from_secs(c.sessions.poll_interval_secs.max(1));
     let agent = Agent::new(c, store, index.clone(), clock, true)?;
+    let sessions_now = |i: &SessionIndex| i64::try_from(i.len()).unwrap_or(i64::MAX);
+    agent.metrics.sessions_indexed.set(index.read().map(|i| sessions_now(&i)).unwrap_or(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tail_stop = stop.clone();
+    let tail_agent = agent.clone();
     let tail_thread = std::thread::Builder::new().name("session-tailer".into()).spawn(move || {
         while !tail_stop.load(std::sync::atomic::Ordering::Relaxed) {
             std::thread::sleep(tail_every);
@@ -492,8 +499,12 @@ fn serve(c: AgentConfig, store: Arc<AgentStore>, clock: Arc<dyn Clock>, stats_ev
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            match tailer.poll(&mut guard) {
+            let polled = tailer.poll(&mut guard);
+            tail_agent.metrics.sessions_indexed.set(sessions_now(&guard));
+            drop(guard);
+            match polled {
                 Ok(s) if s.events > 0 || s.rejected > 0 => {
+                    tail_agent.metrics.session_events.inc_by(s.events);
                     tracing::info!(events = s.events, rejected = s.rejected, "session logs read")
                 }
                 Ok(_) => {}
@@ -514,7 +525,14 @@ fn serve(c: AgentConfig, store: Arc<AgentStore>, clock: Arc<dyn Clock>, stats_ev
         let runner = tokio::spawn(agent.clone().run(stats_every, async move {
             let _ = rx3.changed().await;
         }));
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        // SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop): stop after the current step. Every
+        // step commits before it moves on, so even SIGKILL loses nothing (tests/isp_cli.rs).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
         tracing::info!("shutting down");
         let _ = tx.send(true);
         let _ = runner.await;

@@ -252,7 +252,8 @@ impl Mta {
         let py = venv_python();
         assert!(py.exists(), "{} missing: run scripts/setup-test-deps.sh", py.display());
         let mut child = Command::new(py)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mta.py"))
+            // From this crate or a sibling that includes this module (crates/kizuna/tests).
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../kizuna-isp/tests/mta.py"))
             .arg(&out)
             .arg(&pki.cert_pem)
             .arg(&pki.key_pem)
