@@ -430,6 +430,7 @@ impl Agent {
     ) {
         let interval = Duration::from_secs(self.config.hub.poll_interval_secs.max(1));
         let mut last_stats: Option<std::time::Instant> = None;
+        let mut last_blocklist: Option<std::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
             match self.round().await {
@@ -447,8 +448,12 @@ impl Agent {
                 Ok(_) => {}
                 Err(e) => tracing::warn!("round failed (retrying): {e}"),
             }
-            if let Err(e) = self.sync_blocklist().await {
-                tracing::warn!("syncing the warning page's block list: {e}");
+            let refresh = Duration::from_secs(self.config.warning.refresh_secs.max(1));
+            if last_blocklist.is_none_or(|t: std::time::Instant| t.elapsed() >= refresh) {
+                match self.sync_blocklist().await {
+                    Ok(_) => last_blocklist = Some(std::time::Instant::now()),
+                    Err(e) => tracing::warn!("syncing the warning page's block list: {e}"),
+                }
             }
             if last_stats.map(|t| t.elapsed() >= stats_every).unwrap_or(true) {
                 match self.push_stats(7).await {

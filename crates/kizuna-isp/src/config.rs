@@ -368,7 +368,7 @@ impl AgentConfig {
             return Err(Error::Config("page.public_base_url must not contain quotes, spaces, < > or &".into()));
         }
         if let Some(z) = &self.client_zone {
-            z.validate()?;
+            z.check()?;
         }
         for u in &self.console_users {
             u.validate()?;
@@ -408,6 +408,8 @@ mod tests {
         assert_eq!(c.notices.utc_offset_minutes, 540);
         assert_eq!(c.cleaning_tools.len(), 2);
         assert!(c.smtp.as_ref().is_some_and(|s| s.starttls));
+        assert_eq!(c.consent.default_basis, crate::consent::Basis::OptIn);
+        assert_eq!(c.client_zone.as_ref().map(|z| z.zone_name.as_str()), Some("consent.isp.example"));
     }
 
     #[test]
@@ -419,6 +421,9 @@ mod tests {
             ("kind = \"kea\"", "kind = \"pppoe\""),
             ("[policy.threats.spam]", "[policy.threats.spamming]"),
             ("public_base_url = \"https://clean.isp.example\"", "public_base_url = \"clean.isp.example\""),
+            ("default_basis = \"opt-in\"", "default_basis = \"implied\""),
+            ("zone_name = \"consent.isp.example\"", "zone_name = \"not a name\""),
+            ("refresh_secs = 60", "refresh_secs = 60\nrefresh_mins = 1"),
         ] {
             assert!(EXAMPLE.contains(from), "{from}");
             let text = EXAMPLE.replacen(from, to, 1);

@@ -4,7 +4,7 @@
 //! time. `[consent] default_basis` says which model the ISP runs, and so what a subscriber
 //! without any record gets: filtered under `terms-of-service`, untouched under `opt-in`.
 //!
-//! The register is append-only (a change is a new row; the newest row per subscriber and
+//! The register is append-only (a change is a new row; the latest decision per subscriber and
 //! service is in force) and every change is in the agent's audit log. It never leaves the
 //! agent: the resolvers learn it only as `rpz-client-ip` passthru triggers for the current
 //! addresses of the subscribers who are not filtered ([`crate::client_zone`]).
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS consent (
     basis          TEXT NOT NULL,     -- 'opt-in' | 'terms-of-service'
     actor          TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS consent_sub ON consent (service, subscriber, id);
+CREATE INDEX IF NOT EXISTS consent_sub ON consent (service, subscriber, at, id);
 CREATE TRIGGER IF NOT EXISTS consent_no_update BEFORE UPDATE ON consent
     BEGIN SELECT RAISE(ABORT, 'the consent register is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS consent_no_delete BEFORE DELETE ON consent
@@ -283,12 +283,14 @@ impl AgentStore {
         })
     }
 
-    /// The record in force for each subscriber with one (newest row), by subscriber id.
+    /// The record in force for each subscriber with one (the latest decision; of two at the
+    /// same time, the one recorded last), by subscriber id. A backfilled older decision never
+    /// overrides a newer one.
     pub fn consent_current(&self, service: &str) -> Result<BTreeMap<String, ConsentRecord>> {
         self.read(|c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {COLS} FROM consent WHERE id IN \
-                 (SELECT max(id) FROM consent WHERE service = ?1 GROUP BY subscriber)"
+                "SELECT {COLS} FROM (SELECT *, row_number() OVER (PARTITION BY subscriber ORDER BY at DESC, id DESC) AS rn \
+                 FROM consent WHERE service = ?1) WHERE rn = 1"
             ))?;
             let rows = st.query_map(params![service], row)?;
             let mut out = BTreeMap::new();
@@ -300,12 +302,12 @@ impl AgentStore {
         })
     }
 
-    /// Whether a subscriber is filtered for a service now: their newest record, else the
+    /// Whether a subscriber is filtered for a service now: their latest decision, else the
     /// default of the ISP's consent model.
     pub fn consents(&self, subscriber: &str, service: &str, default: Basis) -> Result<bool> {
         let last: Option<String> = self.read(|c| {
             Ok(c.query_row(
-                "SELECT status FROM consent WHERE service = ?1 AND subscriber = ?2 ORDER BY id DESC LIMIT 1",
+                "SELECT status FROM consent WHERE service = ?1 AND subscriber = ?2 ORDER BY at DESC, id DESC LIMIT 1",
                 params![service, subscriber],
                 |r| r.get(0),
             )
@@ -483,9 +485,21 @@ impl ClientZoneSection {
         p
     }
 
+    /// Checks the zone name and the key's shape (not the secret file: that is read at start).
+    pub fn check(&self) -> Result<()> {
+        self.policy().validate().map_err(|e| Error::Config(format!("client_zone: {e}")))?;
+        if let Some(k) = &self.key {
+            if k.secret.is_none() && k.secret_file.is_none() {
+                return Err(Error::Config("client_zone.key needs secret or secret_file".into()));
+            }
+            kizuna_dns::tsig::key_name(&k.name).map_err(|e| Error::Config(format!("client_zone.key: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Checks the zone name and loads the key.
     pub fn validate(&self) -> Result<Option<kizuna_dns::tsig::Key>> {
-        self.policy().validate().map_err(|e| Error::Config(format!("client_zone: {e}")))?;
+        self.check()?;
         let Some(k) = &self.key else { return Ok(None) };
         let secret = match (&k.secret, &k.secret_file) {
             (Some(s), _) => s.trim().to_owned(),
@@ -528,11 +542,20 @@ pub fn passthru_clients(
     always: &[ipnet::IpNet],
     now: Timestamp,
 ) -> Result<Vec<ipnet::IpNet>> {
+    passthru_of(store, holders.holders_at(now), basis, always)
+}
+
+fn passthru_of(
+    store: &AgentStore,
+    holders: Vec<(String, ipnet::IpNet)>,
+    basis: Basis,
+    always: &[ipnet::IpNet],
+) -> Result<Vec<ipnet::IpNet>> {
     let keys = store.subscriber_keys()?;
     let current = store.consent_current(PROTECTIVE_DNS)?;
     let mut out: Vec<ipnet::IpNet> = always.to_vec();
     // An address with two possible holders (a handover) is exempt if either did not consent.
-    for (key, net) in holders.holders_at(now) {
+    for (key, net) in holders {
         let filtered = keys.get(&key).is_some_and(|sub| {
             current.get(sub).map(|r| r.consent.status).unwrap_or(basis.default_status()) == Status::OptIn
         });
@@ -557,7 +580,20 @@ pub struct ClientZone {
     holders: std::sync::Arc<dyn Holders>,
     wake: std::sync::Arc<tokio::sync::Notify>,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
+    last: std::sync::Mutex<Option<LastBuild>>,
 }
+
+/// What the current version was built from (a rebuild with the same inputs is skipped).
+struct LastBuild {
+    consent_version: i64,
+    holders: Vec<(String, ipnet::IpNet)>,
+    passthru: usize,
+    at: std::time::Instant,
+}
+
+/// Even with unchanged inputs, the zone is rebuilt this often (a directory import changes
+/// which keys belong to whom).
+const FULL_REBUILD: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for ClientZone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -610,6 +646,7 @@ impl ClientZone {
             holders,
             wake: agent.consent_changed.clone(),
             clock: agent.clock.clone(),
+            last: std::sync::Mutex::new(None),
         }))
     }
 
@@ -621,13 +658,23 @@ impl ClientZone {
     /// Rebuilds the zone from the sessions and the register now; returns the publish outcome
     /// and the number of passthru entries.
     pub fn rebuild(&self) -> Result<(kizuna_dns::zone::PublishOutcome, usize)> {
-        let clients = passthru_clients(
-            &self.store,
-            self.holders.as_ref(),
-            self.basis,
-            &self.section.always_passthru,
-            self.clock.now(),
-        )?;
+        let holders = self.holders.holders_at(self.clock.now());
+        let consent_version = self.store.consent_version()?;
+        {
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(l) = last.as_ref()
+                && l.consent_version == consent_version
+                && l.holders == holders
+                && l.at.elapsed() < FULL_REBUILD
+            {
+                let serial = self.serial();
+                return Ok((
+                    kizuna_dns::zone::PublishOutcome { serial, changed: false, added: 0, removed: 0 },
+                    l.passthru,
+                ));
+            }
+        }
+        let clients = passthru_of(&self.store, holders.clone(), self.basis, &self.section.always_passthru)?;
         let zone = kizuna_rpz::client_passthru_zone(&self.section.policy(), &clients)
             .map_err(|e| Error::Config(format!("client_zone: {e}")))?;
         let out = self.primary.publish(&zone).map_err(|e| Error::Store(format!("client zone: {e}")))?;
@@ -635,6 +682,8 @@ impl ClientZone {
             self.store.set_client_zone_serial(out.serial)?;
             tracing::info!(zone = %zone.origin, serial = out.serial, passthru = clients.len(), "client zone published");
         }
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(LastBuild { consent_version, holders, passthru: clients.len(), at: std::time::Instant::now() });
         Ok((out, clients.len()))
     }
 
@@ -691,6 +740,9 @@ impl ClientZone {
     }
 }
 
+/// Parsed CSV: good rows with their line, and the rejected rows.
+pub type Parsed = (Vec<(u64, NewConsent)>, Vec<BadRow>);
+
 /// A rejected CSV row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadRow {
@@ -702,15 +754,15 @@ pub struct BadRow {
 
 /// Parses a consent CSV: header row with `subscriber_id`, `status` (opt-in/opt-out), `at`
 /// (RFC 3339), `channel`, `policy_version`, and optionally `service` (default
-/// `protective-dns`) and `basis` (default: `default_basis`). Bad rows are returned with their
-/// line and reason.
-pub fn parse_csv(path: &Path, default_basis: Basis) -> Result<(Vec<NewConsent>, Vec<BadRow>)> {
+/// `protective-dns`) and `basis` (default: `default_basis`). Good rows come with their line;
+/// bad rows with their line and reason.
+pub fn parse_csv(path: &Path, default_basis: Basis) -> Result<Parsed> {
     let f = std::fs::File::open(path).map_err(io_err(path))?;
     parse_reader(f, default_basis).map_err(|e| Error::Input(format!("{}: {e}", path.display())))
 }
 
 /// Parses consent CSV from a reader (see [`parse_csv`]).
-pub fn parse_reader(r: impl std::io::Read, default_basis: Basis) -> Result<(Vec<NewConsent>, Vec<BadRow>)> {
+pub fn parse_reader(r: impl std::io::Read, default_basis: Basis) -> Result<Parsed> {
     let mut rdr = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(r);
     let headers = rdr.headers().map_err(|e| Error::Input(format!("header: {e}")))?.clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
@@ -755,7 +807,7 @@ pub fn parse_reader(r: impl std::io::Read, default_basis: Basis) -> Result<(Vec<
             Ok(c)
         })();
         match parsed {
-            Ok(c) => good.push(c),
+            Ok(c) => good.push((line, c)),
             Err(e) => bad.push(BadRow { line, reason: e.to_string() }),
         }
     }
@@ -801,6 +853,8 @@ mod tests {
         s.record_consent(&dec("S1", Status::OptIn, 1), now, "cli:t").expect("in");
         s.record_consent(&dec("S1", Status::OptOut, 2), now, "cli:t").expect("out");
         s.record_consent(&dec("S2", Status::OptOut, 3), now, "cli:t").expect("out");
+        // a backfilled older decision is history, not the decision in force
+        s.record_consent(&dec("S2", Status::OptIn, 0), now, "import:t").expect("backfill");
         let h = s.consent_history("S1", PROTECTIVE_DNS).expect("history");
         assert_eq!(h.iter().map(|r| r.consent.status).collect::<Vec<_>>(), vec![Status::OptIn, Status::OptOut]);
         assert!(!s.consents("S1", PROTECTIVE_DNS, Basis::TermsOfService).expect("S1"));
@@ -813,7 +867,8 @@ mod tests {
         );
         // every change is audited, and the register cannot be rewritten
         let audit = s.audit_entries(0, 100).expect("audit");
-        assert_eq!(audit.iter().filter(|e| e.record.action.starts_with("consent.")).count(), 3);
+        assert_eq!(audit.iter().filter(|e| e.record.action.starts_with("consent.")).count(), 4);
+        assert!(!s.consents("S2", PROTECTIVE_DNS, Basis::TermsOfService).expect("S2"));
         assert!(matches!(s.verify_audit().expect("verify"), kizuna_store::audit::Verdict::Intact { .. }));
         assert!(s.tx(|tx| Ok(tx.execute("UPDATE consent SET status = 'opt-in'", [])?)).is_err());
         assert!(s.tx(|tx| Ok(tx.execute("DELETE FROM consent", [])?)).is_err());
@@ -834,7 +889,8 @@ mod tests {
                    S3,opt-in,2026-04-02T09:00:00+09:00,web,v3\n";
         let (good, bad) = parse_reader(csv.as_bytes(), Basis::OptIn).expect("parse");
         assert_eq!(good.len(), 2);
-        assert_eq!(good[0].basis, Basis::OptIn);
+        assert_eq!(good[0].1.basis, Basis::OptIn);
+        let good: Vec<NewConsent> = good.into_iter().map(|(_, c)| c).collect();
         assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![3, 4]);
         assert!(bad[0].reason.contains("status"), "{bad:?}");
         assert_eq!(s.import_consent(&good, now, "import:t").expect("import"), 2);

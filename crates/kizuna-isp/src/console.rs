@@ -254,6 +254,8 @@ impl AgentData for AgentConsoleData {
                 out.push(DayStats { day, subscribers, threats: Vec::new() });
             }
             let get = |k: &str| c.counts.get(k).copied().unwrap_or(0);
+            // `..Default::default()`: counters the store adds later default to empty.
+            #[allow(clippy::needless_update)]
             let mut tc = ThreatCounts {
                 threat: Threat::from_key(&c.threat).key(),
                 observed: get("observed"),
@@ -263,6 +265,7 @@ impl AgentData for AgentConsoleData {
                 notified: get("notified"),
                 remediated: get("remediated"),
                 escalated: get("escalated"),
+                ..Default::default()
             };
             for (k, v) in &c.counts {
                 if let Some(r) = k.strip_prefix("unresolved:") {
