@@ -408,12 +408,8 @@ fn render_member(c: &Console, v: &Viewer, name: &str) -> Result<Page, PageError>
         let bars: Vec<Bar> =
             unresolved.into_iter().map(|(label, n)| Bar { label, value: n as f64, highlight: false }).collect();
         body.push_str(&svg::bars("chart-unresolved", t(lang, "members.unresolved"), &bars));
-        let _ = write!(
-            body,
-            "<p><strong>{}</strong>: {}</p></section>",
-            esc(t(lang, "members.ttr")),
-            esc(t(lang, "members.ttr_none"))
-        );
+        body.push_str(&ttr_section(c, lang, m.id, &d, &days, &labels)?);
+        body.push_str("</section>");
     }
     let _ = write!(
         body,
@@ -421,6 +417,61 @@ fn render_member(c: &Console, v: &Viewer, name: &str) -> Result<Page, PageError>
         national_chart(lang, &d, v.user.member.or(Some(m.id)).filter(|_| v.user.member.is_some()))
     );
     Ok(Page { title: format!("{} · {}", t(lang, "members.title"), m.display_name), active: "members", body })
+}
+
+/// Time to remediation on a member's page: per day, the median and 90th percentile (nearest
+/// rank) of the whole days from first notice to remediation of the cases remediated that day
+/// (all threats pooled; days without remediations are gaps), and the same over the 30 days.
+/// From the histograms the agent reports (counts per number of days, no case ids).
+fn ttr_section(
+    c: &Console,
+    lang: Lang,
+    member: MemberId,
+    d: &MemberData,
+    days: &[NaiveDate],
+    labels: &[String],
+) -> Result<String, PageError> {
+    use kizuna_store::stats::{merge_days, quantile_days};
+    let mut per_day: BTreeMap<NaiveDate, BTreeMap<u32, u64>> = BTreeMap::new();
+    let mut all: BTreeMap<u32, u64> = BTreeMap::new();
+    for r in c.store.member_remediation_days(member, d.from, d.to)? {
+        merge_days(per_day.entry(r.day).or_default(), &r.days);
+        merge_days(&mut all, &r.days);
+    }
+    let mut out = String::new();
+    let title = t(lang, "members.ttr");
+    if all.is_empty() {
+        let _ = write!(out, r#"<p id="ttr"><strong>{}</strong>: {}</p>"#, esc(title), esc(t(lang, "members.ttr_none")));
+        return Ok(out);
+    }
+    let level = |p: f64| -> Vec<f64> {
+        days.iter().map(|day| per_day.get(day).and_then(|h| quantile_days(h, p)).map_or(f64::NAN, f64::from)).collect()
+    };
+    let cases: u64 = all.values().sum();
+    let (median, p90) = (quantile_days(&all, 0.5).unwrap_or(0), quantile_days(&all, 0.9).unwrap_or(0));
+    let summary = format!(
+        "{}: {median} · {}: {p90} · {}: {cases}",
+        t(lang, "members.ttr_median"),
+        t(lang, "members.ttr_p90"),
+        t(lang, "members.ttr_cases")
+    );
+    out.push_str(&svg::level_series(
+        "chart-ttr",
+        &format!("{title} ({})", t(lang, "members.ttr_unit")),
+        labels,
+        &[
+            Series { name: t(lang, "members.ttr_median").into(), values: level(0.5) },
+            Series { name: t(lang, "members.ttr_p90").into(), values: level(0.9) },
+        ],
+        &summary,
+    ));
+    let _ = write!(
+        out,
+        r#"<p id="ttr" data-median="{median}" data-p90="{p90}" data-cases="{cases}"><strong>{}</strong>: {}</p>"#,
+        esc(title),
+        esc(&summary)
+    );
+    Ok(out)
 }
 
 pub(crate) async fn indicators(State(c): State<Arc<Console>>, headers: HeaderMap, uri: Uri) -> Response {

@@ -17,8 +17,12 @@ const PALETTE: &[&str] = &["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7"
 pub struct Series {
     /// Legend name.
     pub name: String,
-    /// One value per x label.
+    /// One value per x label; `f64::NAN` for "no value" (a gap in the line, no point).
     pub values: Vec<f64>,
+}
+
+fn finite_sum<'a>(v: impl IntoIterator<Item = &'a f64>) -> f64 {
+    v.into_iter().filter(|x| x.is_finite()).sum()
 }
 
 fn fmt_num(v: f64) -> String {
@@ -42,6 +46,23 @@ fn nice_max(v: f64) -> f64 {
 
 /// A time series chart. `x_labels` name the buckets; every series has one value per bucket.
 pub fn time_series(id: &str, title: &str, x_labels: &[String], series: &[Series], total_label: &str) -> String {
+    chart(id, title, x_labels, series, Some(total_label), "")
+}
+
+/// A time series of levels (a median, a percentile): summing them means nothing, so the
+/// description is `desc` and the legend names the series without totals.
+pub fn level_series(id: &str, title: &str, x_labels: &[String], series: &[Series], desc: &str) -> String {
+    chart(id, title, x_labels, series, None, desc)
+}
+
+fn chart(
+    id: &str,
+    title: &str,
+    x_labels: &[String],
+    series: &[Series],
+    total_label: Option<&str>,
+    desc: &str,
+) -> String {
     let (w, h, left, right, top, bottom) = (760.0, 280.0, 56.0, 16.0, 16.0, 48.0);
     let plot_w = w - left - right;
     let plot_h = h - top - bottom;
@@ -50,17 +71,19 @@ pub fn time_series(id: &str, title: &str, x_labels: &[String], series: &[Series]
     let ymax = nice_max(max);
     let x = |i: usize| left + if n == 1 { plot_w / 2.0 } else { plot_w * i as f64 / (n - 1) as f64 };
     let y = |v: f64| top + plot_h - plot_h * v / ymax;
-    let total: f64 = series.iter().flat_map(|s| s.values.iter()).sum();
+    let total: f64 = finite_sum(series.iter().flat_map(|s| s.values.iter()));
     let mut s = String::with_capacity(4096 + 200 * n * series.len().max(1));
     let _ = write!(
         s,
-        r#"<figure class="chart" id="{id}"><h3 class="chart-title" aria-hidden="true">{title}</h3><svg class="timeseries" role="img" aria-labelledby="{id}-t {id}-d" viewBox="0 0 {w} {h}" width="100%" data-total="{total}" data-series-count="{sc}" data-points="{n}"><title id="{id}-t">{title}</title><desc id="{id}-d">{total_label}: {total_fmt}</desc>"#,
+        r#"<figure class="chart" id="{id}"><h3 class="chart-title" aria-hidden="true">{title}</h3><svg class="timeseries" role="img" aria-labelledby="{id}-t {id}-d" viewBox="0 0 {w} {h}" width="100%" data-total="{total}" data-series-count="{sc}" data-points="{n}"><title id="{id}-t">{title}</title><desc id="{id}-d">{desc}</desc>"#,
         id = esc(id),
         title = esc(title),
         total = fmt_num(total),
         sc = series.len(),
-        total_label = esc(total_label),
-        total_fmt = fmt_num(total),
+        desc = esc(&match total_label {
+            Some(l) => format!("{l}: {}", fmt_num(total)),
+            None => desc.to_owned(),
+        }),
     );
     // Grid and y axis: round tick steps (a maximum of 5·10^k gets 5 ticks, others 4).
     let mantissa = ymax / 10f64.powf(ymax.log10().floor());
@@ -92,18 +115,25 @@ pub fn time_series(id: &str, title: &str, x_labels: &[String], series: &[Series]
     }
     for (si, ser) in series.iter().enumerate() {
         let colour = PALETTE[si % PALETTE.len()];
-        let sum: f64 = ser.values.iter().sum();
+        let sum = finite_sum(&ser.values);
         let _ = write!(
             s,
-            r#"<g class="series" data-series="{name}" data-total="{sum}"><title>{name}: {sum}</title><polyline fill="none" stroke="{colour}" stroke-width="2" points=""#,
+            r#"<g class="series" data-series="{name}" data-total="{sum}"><title>{name}: {sum}</title>"#,
             name = esc(&ser.name),
             sum = fmt_num(sum)
         );
-        for (i, v) in ser.values.iter().enumerate() {
-            let _ = write!(s, "{:.1},{:.1} ", x(i), y(*v));
+        // One polyline per run of values (a missing value breaks the line).
+        for run in ser.values.iter().enumerate().collect::<Vec<_>>().split(|(_, v)| !v.is_finite()) {
+            if run.is_empty() {
+                continue;
+            }
+            let _ = write!(s, r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points=""#);
+            for (i, v) in run {
+                let _ = write!(s, "{:.1},{:.1} ", x(*i), y(**v));
+            }
+            s.push_str(r#""/>"#);
         }
-        s.push_str(r#""/>"#);
-        for (i, v) in ser.values.iter().enumerate() {
+        for (i, v) in ser.values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
             let label = x_labels.get(i).map(String::as_str).unwrap_or("");
             let _ = write!(
                 s,
@@ -118,20 +148,20 @@ pub fn time_series(id: &str, title: &str, x_labels: &[String], series: &[Series]
         s.push_str("</g>");
     }
     s.push_str("</svg>");
-    legend(&mut s, series.iter().map(|x| (x.name.as_str(), x.values.iter().sum::<f64>())));
+    legend(&mut s, series.iter().map(|x| (x.name.as_str(), total_label.map(|_| finite_sum(&x.values)))));
     s.push_str("</figure>");
     s
 }
 
-fn legend<'a>(s: &mut String, items: impl Iterator<Item = (&'a str, f64)>) {
+fn legend<'a>(s: &mut String, items: impl Iterator<Item = (&'a str, Option<f64>)>) {
     s.push_str(r#"<figcaption class="legend">"#);
     for (i, (name, total)) in items.enumerate() {
         let _ = write!(
             s,
-            r#"<span class="key"><span class="swatch" style="background:{c}"></span>{name} ({t})</span> "#,
+            r#"<span class="key"><span class="swatch" style="background:{c}"></span>{name}{t}</span> "#,
             c = PALETTE[i % PALETTE.len()],
             name = esc(name),
-            t = fmt_num(total)
+            t = total.map(|t| format!(" ({})", fmt_num(t))).unwrap_or_default()
         );
     }
     s.push_str("</figcaption>");
@@ -224,6 +254,24 @@ pub fn funnel(id: &str, title: &str, stages: &[(String, f64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn level_series_leave_gaps_and_no_totals() {
+        let labels: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let s = level_series(
+            "lv",
+            "Levels",
+            &labels,
+            &[Series { name: "median".into(), values: vec![1.0, f64::NAN, 3.0, 4.0] }],
+            "median 3",
+        );
+        assert_eq!(s.matches("<polyline").count(), 2, "the missing value breaks the line");
+        assert_eq!(s.matches(r#"<circle class="point""#).count(), 3);
+        assert!(!s.contains(r#"data-label="b""#), "no point for the gap");
+        assert!(s.contains(r#"<desc id="lv-d">median 3</desc>"#), "{s}");
+        assert!(s.contains("median</span>"), "legend without a sum: {s}");
+        assert!(!s.contains("NaN"), "{s}");
+    }
 
     #[test]
     fn time_series_carries_every_number() {

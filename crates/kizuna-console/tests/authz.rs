@@ -262,3 +262,89 @@ async fn every_authorisation_rule_holds() {
     );
     let _ = MemberId(0);
 }
+
+/// Time to remediation on the member page, from a known data set posted through the stats store
+/// (what the hub stores from the agents' posts): per-day median and 90th percentile as chart
+/// points, the 30-day figures, nothing of another member's cases, both languages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_page_shows_time_to_remediation_from_known_counts() {
+    use kizuna_store::stats::{DayStats, RemediationDays, StatsStore, ThreatCounts};
+    let env = start().await;
+    let a = env.store.member_by_name("isp-a").expect("a").expect("isp-a");
+    let b = env.store.member_by_name("isp-b").expect("b").expect("isp-b");
+    let today = Timestamp::now().to_datetime().date_naive();
+    let (d2, d1) = (today - kizuna_store::stats::Days::new(2), today - kizuna_store::stats::Days::new(1));
+    let counts = |threat: &str, remediated| ThreatCounts {
+        threat: threat.into(),
+        observed: 10,
+        resolved: 9,
+        infected: 5,
+        unresolved: Default::default(),
+        notified: 5,
+        remediated,
+        escalated: 0,
+    };
+    let h = |pairs: &[(u32, u64)]| pairs.iter().copied().collect();
+    let ttr = |day, threat: &str, pairs: &[(u32, u64)]| RemediationDays { day, threat: threat.into(), days: h(pairs) };
+    let now = Timestamp::now();
+    env.store
+        .put_stats_with_remediation(
+            a.id,
+            &[
+                DayStats { day: d2, subscribers: 1000, threats: vec![counts("infected-system/mirai", 4)] },
+                DayStats {
+                    day: d1,
+                    subscribers: 1000,
+                    threats: vec![counts("infected-system/mirai", 1), counts("vulnerable-system/telnet", 2)],
+                },
+            ],
+            &[
+                // Day −2: 7, 7, 9, 30 days → median 7 (2nd of 4), p90 30 (4th).
+                ttr(d2, "infected-system/mirai", &[(7, 2), (9, 1), (30, 1)]),
+                // Day −1, both threats pooled: 3, 3, 10 → median 3, p90 10.
+                ttr(d1, "infected-system/mirai", &[(10, 1)]),
+                ttr(d1, "vulnerable-system/telnet", &[(3, 2)]),
+            ],
+            now,
+        )
+        .expect("stats a");
+    env.store
+        .put_stats_with_remediation(
+            b.id,
+            &[DayStats { day: d1, subscribers: 50, threats: vec![counts("infected-system/mirai", 5)] }],
+            &[ttr(d1, "infected-system/mirai", &[(1, 5)])],
+            now,
+        )
+        .expect("stats b");
+    let (session, _) = env.login("mem", PW).await.expect("login as isp-a staff");
+    let page = env.get("/console/members/isp-a", Some(&session)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    // 30 days pooled: 3, 3, 7, 7, 9, 10, 30 → median 7 (4th of 7), p90 30 (7th).
+    assert!(html.contains(r#"id="ttr" data-median="7" data-p90="30" data-cases="7""#), "{html}");
+    let point = |series: &str, day: kizuna_store::stats::NaiveDate, v: u32| {
+        format!(r#"data-series="{series}" data-label="{}" data-value="{v}""#, day.format("%m-%d"))
+    };
+    for (series, day, v) in
+        [("median", d2, 7), ("90th percentile", d2, 30), ("median", d1, 3), ("90th percentile", d1, 10)]
+    {
+        assert!(html.contains(&point(series, day, v)), "{series} on {day} = {v}");
+    }
+    let chart = &html[html.find(r#"id="chart-ttr""#).expect("the chart")..];
+    let chart = &chart[..chart.find("</figure>").expect("end of chart")];
+    assert_eq!(chart.matches(r#"<circle class="point""#).count(), 4, "points only on days with remediations");
+    assert!(!chart.contains(r#"data-value="1""#), "isp-b's cases are not in isp-a's figures");
+    // The member's staff cannot open the other member's page at all.
+    assert_eq!(env.get("/console/members/isp-b", Some(&session)).await.status(), StatusCode::FORBIDDEN);
+    // Japanese.
+    let r = env
+        .http
+        .get(format!("{}/console/members/isp-a", env.base))
+        .header(COOKIE, format!("kizuna_console={session}; kizuna_lang=ja"))
+        .send()
+        .await
+        .expect("get ja");
+    let ja = r.text().await.expect("html");
+    assert!(ja.contains("駆除までの時間") && ja.contains("中央値") && ja.contains("90パーセンタイル"), "{ja}");
+    assert!(ja.contains(r#"data-median="7" data-p90="30""#));
+}

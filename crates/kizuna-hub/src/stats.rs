@@ -2,12 +2,16 @@
 //!
 //! - `POST /api/v1/stats` (member token): `{"days":[{"day":"2026-03-05","subscribers":1000,
 //!   "threats":[{"threat":"infected-system/mirai","observed":3,"resolved":2,"infected":1,
-//!   "unresolved":{"no-session":1},"notified":1,"remediated":0,"escalated":0}]}]}`. Re-posting a
-//!   day replaces its counts. Unknown fields are refused (the payload has no place for anything
-//!   but counts), as are threat keys and reasons outside `[a-z0-9._/-]`.
+//!   "unresolved":{"no-session":1},"notified":1,"remediated":1,"escalated":0,
+//!   "remediation_days":{"9":1}}]}]}`. Re-posting a day replaces its counts. Unknown fields are
+//!   refused (the payload has no place for anything but counts), as are threat keys and reasons
+//!   outside `[a-z0-9._/-]`. `remediation_days` is time to remediation as a histogram: whole days
+//!   from first notice to remediation → cases remediated that day (keys 0–3650, counts > 0, at
+//!   most `remediated` cases in all); anything else is a 400 saying which value is wrong.
 //! - `GET /api/v1/stats?from=YYYY-MM-DD&to=YYYY-MM-DD` (member token): the member's own days,
 //!   with the infection rate per 1,000 subscribers per day and totals per threat with the
-//!   remediation rate (remediated / notified) over the range.
+//!   remediation rate (remediated / notified) over the range, and the time to remediation over
+//!   the range: the merged histogram with its median and 90th percentile in days (nearest rank).
 //!
 //! The member always comes from the token.
 
@@ -23,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use kizuna_model::Timestamp;
 use kizuna_store::AuditRecord;
-use kizuna_store::stats::{DayStats, Days, NaiveDate, ThreatCounts};
+use kizuna_store::stats::{DayStats, Days, NaiveDate, RemediationDays, ThreatCounts};
 
 use crate::{ApiError, Hub, authenticate_member, blocking};
 
@@ -59,6 +63,9 @@ pub struct WireThreat {
     /// Escalated.
     #[serde(default)]
     pub escalated: u64,
+    /// Time to remediation: days from first notice → cases remediated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remediation_days: BTreeMap<u32, u64>,
 }
 
 /// One day on the wire.
@@ -103,30 +110,38 @@ async fn post_stats(
         return Err(bad(format!("at most {MAX_DAYS} days per post")));
     }
     let mut days = Vec::with_capacity(post.days.len());
+    let mut remediation = Vec::new();
     for d in post.days {
+        let day = parse_day(&d.day)?;
         let mut threats: Vec<ThreatCounts> = d
             .threats
             .into_iter()
-            .map(|t| ThreatCounts {
-                threat: t.threat,
-                observed: t.observed,
-                resolved: t.resolved,
-                infected: t.infected,
-                unresolved: t.unresolved,
-                notified: t.notified,
-                remediated: t.remediated,
-                escalated: t.escalated,
+            .map(|t| {
+                if !t.remediation_days.is_empty() {
+                    remediation.push(RemediationDays { day, threat: t.threat.clone(), days: t.remediation_days });
+                }
+                ThreatCounts {
+                    threat: t.threat,
+                    observed: t.observed,
+                    resolved: t.resolved,
+                    infected: t.infected,
+                    unresolved: t.unresolved,
+                    notified: t.notified,
+                    remediated: t.remediated,
+                    escalated: t.escalated,
+                }
             })
             .collect();
         threats.sort_by(|a, b| a.threat.cmp(&b.threat));
-        days.push(DayStats { day: parse_day(&d.day)?, subscribers: d.subscribers, threats });
+        days.push(DayStats { day, subscribers: d.subscribers, threats });
     }
     kizuna_store::stats::validate(&days).map_err(|e| bad(e.to_string()))?;
+    kizuna_store::stats::validate_remediation(&days, &remediation).map_err(|e| bad(e.to_string()))?;
     let h = hub.clone();
     let out = blocking(move || {
         let member = authenticate_member(&h, &headers)?;
         let now = Timestamp::now();
-        let out = h.store().put_stats(member.id, &days, now).map_err(|e| match e {
+        let out = h.store().put_stats_with_remediation(member.id, &days, &remediation, now).map_err(|e| match e {
             kizuna_store::StoreError::Conflict(m) => bad(m),
             other => ApiError::from(other),
         })?;
@@ -177,12 +192,16 @@ async fn get_stats(
         return Err(bad("from is after to"));
     }
     let h = hub.clone();
-    let (member, days) = blocking(move || {
+    let (member, days, ttr) = blocking(move || {
         let member = authenticate_member(&h, &headers)?;
         let days = h.store().member_stats(member.id, from, to)?;
-        Ok((member, days))
+        let ttr = h.store().member_remediation_days(member.id, from, to)?;
+        Ok((member, days, ttr))
     })
     .await?;
+    let ttr_of = |day: NaiveDate, threat: &str| {
+        ttr.iter().find(|r| r.day == day && r.threat == threat).map(|r| r.days.clone()).unwrap_or_default()
+    };
     let mut totals: BTreeMap<String, WireThreat> = BTreeMap::new();
     let mut out_days = Vec::with_capacity(days.len());
     for d in &days {
@@ -201,6 +220,8 @@ async fn get_stats(
             for (r, n) in &t.unresolved {
                 *e.unresolved.entry(r.clone()).or_default() += n;
             }
+            let hist = ttr_of(d.day, &t.threat);
+            kizuna_store::stats::merge_days(&mut e.remediation_days, &hist);
             threats.push(serde_json::json!({
                 "threat": t.threat,
                 "observed": t.observed,
@@ -210,6 +231,7 @@ async fn get_stats(
                 "notified": t.notified,
                 "remediated": t.remediated,
                 "escalated": t.escalated,
+                "remediation_days": hist,
                 "infected_per_1000": rate(t.infected, d.subscribers, 1000.0),
             }));
         }
@@ -225,9 +247,13 @@ async fn get_stats(
         .into_values()
         .map(|t| {
             let remediation_rate = rate(t.remediated, t.notified, 1.0);
+            let median = kizuna_store::stats::quantile_days(&t.remediation_days, 0.5);
+            let p90 = kizuna_store::stats::quantile_days(&t.remediation_days, 0.9);
             let mut v = serde_json::to_value(&t).unwrap_or_default();
             if let Some(o) = v.as_object_mut() {
                 o.insert("remediation_rate".into(), serde_json::json!(remediation_rate));
+                o.insert("remediation_days_median".into(), serde_json::json!(median));
+                o.insert("remediation_days_p90".into(), serde_json::json!(p90));
             }
             v
         })

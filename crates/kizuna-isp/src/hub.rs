@@ -52,6 +52,10 @@ pub struct ThreatDay {
     pub remediated: u64,
     /// Cases escalated.
     pub escalated: u64,
+    /// Time to remediation of the cases remediated this day: whole days from the case's first
+    /// notice to its remediation → number of cases. Counts only: no case id.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub remediation_days: std::collections::BTreeMap<u32, u64>,
 }
 
 /// One day.

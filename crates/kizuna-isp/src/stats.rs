@@ -24,11 +24,18 @@ pub const REASONS: &[&str] = &[
     crate::resolve::NO_ADDRESS,
 ];
 
-/// Builds the payload for the `days` UTC days up to and including `now`'s.
+/// Builds the payload for the `days` UTC days up to and including `now`'s. Time to remediation
+/// is the histogram of whole days from each remediated case's first notice to its remediation,
+/// under the day and threat it was remediated (where the `remediated` counter counted it).
 pub fn payload(store: &AgentStore, now: Timestamp, days: u32) -> Result<StatsPayload> {
     let to = day_of(now);
     let from = day_of(Timestamp::from_micros(now.as_micros() - crate::clock::days(u64::from(days.max(1)) - 1)));
     let counts = store.daily_counts(&from, &to)?;
+    let mut ttr: std::collections::BTreeMap<(String, String), std::collections::BTreeMap<u32, u64>> =
+        Default::default();
+    for (day, threat, days) in store.remediation_times(&from, &to)? {
+        *ttr.entry((day, threat)).or_default().entry(days).or_default() += 1;
+    }
     let mut out: Vec<StatsDay> = Vec::new();
     for c in counts {
         if out.last().map(|d| d.day != c.day).unwrap_or(true) {
@@ -44,6 +51,7 @@ pub fn payload(store: &AgentStore, now: Timestamp, days: u32) -> Result<StatsPay
             notified: get("notified"),
             remediated: get("remediated"),
             escalated: get("escalated"),
+            remediation_days: ttr.remove(&(c.day.clone(), c.threat.clone())).unwrap_or_default(),
             ..Default::default()
         };
         for (k, v) in &c.counts {

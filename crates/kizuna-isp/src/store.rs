@@ -1170,6 +1170,36 @@ impl AgentStore {
         })
     }
 
+    /// Cases remediated on the days `from..=to` (`YYYY-MM-DD`, UTC): (day, threat, whole days
+    /// from the case's first notice to its remediation). Cases without a first notice are left
+    /// out (remediation always follows one).
+    pub fn remediation_times(&self, from: &str, to: &str) -> Result<Vec<(String, String, u32)>> {
+        let day_us = |d: &str| -> Result<i64> {
+            let d = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|e| Error::Input(format!("day {d:?}: {e}")))?;
+            Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros()).unwrap_or(0))
+        };
+        let (lo, hi) = (day_us(from)?, day_us(to)? + crate::clock::days(1));
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT c.closed, c.threat, (SELECT min(n.created) FROM notices n \
+                 WHERE n.case_id = c.id AND n.kind = 'first') FROM cases c \
+                 WHERE c.state = 'remediated' AND c.closed >= ?1 AND c.closed < ?2 ORDER BY c.closed",
+            )?;
+            let rows = st.query_map(params![lo, hi], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (closed, threat, first) = row?;
+                let Some(first) = first else { continue };
+                let days = u32::try_from((closed - first).max(0) / crate::clock::days(1)).unwrap_or(u32::MAX);
+                out.push((day_of(ts(closed)), threat, days));
+            }
+            Ok(out)
+        })
+    }
+
     // ----- audit -------------------------------------------------------------------------------
 
     /// Appends an audit record on its own.

@@ -342,6 +342,20 @@ async fn full_loop_from_sensor_to_remediation_with_only_counts_leaving_the_agent
         (Some(4), Some(3), Some(1)),
         "{total}"
     );
+    // Time to remediation: first notices on 03-05 01:00; S-2 and S-4 remediated on 03-12 02:00
+    // (7 whole days), S-1 on 03-26 04:00 (21 days). Counts by day, no case ids.
+    let ttr_of = |day: &str| {
+        stats["days"].as_array().expect("days").iter().find(|d| d["day"] == day).expect("day")["threats"][0]
+            ["remediation_days"]
+            .clone()
+    };
+    assert_eq!(ttr_of("2026-03-12"), serde_json::json!({"7": 2}), "{stats}");
+    assert_eq!(ttr_of("2026-03-26"), serde_json::json!({"21": 1}), "{stats}");
+    assert_eq!(total["remediation_days"], serde_json::json!({"7": 2, "21": 1}), "{total}");
+    assert_eq!(
+        (total["remediation_days_median"].as_u64(), total["remediation_days_p90"].as_u64()),
+        (Some(7), Some(21))
+    );
 
     // Privacy: nothing the agent sent, and nothing the hub stored, carries an identity.
     let sent = proxy.bytes();

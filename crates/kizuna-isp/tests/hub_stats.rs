@@ -70,10 +70,36 @@ async fn stats_are_per_member_idempotent_and_only_counts() {
     let mut bad_day = day(1);
     bad_day["days"][0]["day"] = "05/03/2026".into();
     assert_eq!(post(setup.member_token.clone(), bad_day).await.status(), 400);
+    // Time to remediation: a histogram of whole days → cases, within `remediated`.
+    let ttr = |h: serde_json::Value| {
+        let mut v = day(7);
+        v["days"][0]["threats"][0]["remediated"] = 3.into();
+        v["days"][0]["threats"][0]["remediation_days"] = h;
+        v
+    };
+    for (bad, why) in [
+        (serde_json::json!({"9": 4}), "at most remediated"),
+        (serde_json::json!({"9999": 1}), "more than 3650"),
+        (serde_json::json!({"9": 0}), "must be > 0"),
+        (serde_json::json!({"nine": 1}), "stats body"),
+        (serde_json::json!({"9": -1}), "stats body"),
+        (serde_json::json!({"9": "Taro"}), "stats body"),
+    ] {
+        let r = post(setup.member_token.clone(), ttr(bad.clone())).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let text = r.text().await.expect("text");
+        assert!(text.contains(why), "{bad}: {text}");
+    }
     let a = get(setup.member_token.clone()).await;
     assert_eq!(a["days"][0]["threats"][0]["observed"], 7, "refused posts changed nothing");
+    assert!(a["days"][0]["threats"][0]["remediation_days"].as_object().is_none_or(|o| o.is_empty()), "{a}");
+    assert_eq!(post(setup.member_token.clone(), ttr(serde_json::json!({"7": 1, "12": 2}))).await.status(), 200);
+    let a = get(setup.member_token.clone()).await;
+    assert_eq!(a["days"][0]["threats"][0]["remediation_days"], serde_json::json!({"7": 1, "12": 2}), "{a}");
+    assert_eq!(a["totals"][0]["remediation_days_median"], 12, "{a}");
+    assert_eq!(a["totals"][0]["remediation_days_p90"], 12, "{a}");
     // Every accepted post is audited.
     let audit = hub.store.audit_entries(0, 1000).expect("audit");
-    assert_eq!(audit.iter().filter(|e| e.record.action == "stats.post").count(), 2);
+    assert_eq!(audit.iter().filter(|e| e.record.action == "stats.post").count(), 3);
     hub.stop().await;
 }

@@ -6,7 +6,9 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use kizuna_model::{MemberId, Timestamp};
 
 use super::{Sql, SqliteStore, corrupt, u64_sql};
-use crate::stats::{DayStats, NaiveDate, StatsOutcome, StatsStore, ThreatCounts, validate};
+use crate::stats::{
+    DayStats, NaiveDate, RemediationDays, StatsOutcome, StatsStore, ThreatCounts, validate, validate_remediation,
+};
 use crate::{Result, StoreError};
 
 const SCHEMA: &str = r#"
@@ -29,13 +31,19 @@ CREATE TABLE IF NOT EXISTS member_stats (
     remediated INTEGER NOT NULL,
     escalated  INTEGER NOT NULL,
     updated    INTEGER NOT NULL,
+    remediation_days TEXT NOT NULL DEFAULT '{}', -- JSON object days → cases (time to remediation)
     PRIMARY KEY (member, day, threat)
 ) WITHOUT ROWID;
 "#;
 
 /// Creates the tables (idempotent); run from [`SqliteStore`]'s migration.
 pub(super) fn migrate(conn: &Connection) -> Result<()> {
-    conn.execute_batch(SCHEMA).sql()
+    conn.execute_batch(SCHEMA).sql()?;
+    // Databases made before time to remediation was reported.
+    if conn.prepare("SELECT remediation_days FROM member_stats LIMIT 0").is_err() {
+        conn.execute_batch("ALTER TABLE member_stats ADD COLUMN remediation_days TEXT NOT NULL DEFAULT '{}'").sql()?;
+    }
+    Ok(())
 }
 
 fn day_text(d: NaiveDate) -> String {
@@ -110,9 +118,51 @@ fn read_days(
     Ok(out)
 }
 
+fn read_remediation(
+    c: &Connection,
+    member: Option<MemberId>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(MemberId, RemediationDays)>> {
+    let (from, to) = (day_text(from), day_text(to));
+    let m = member.map(|m| i64::from(m.0));
+    let mut st = c
+        .prepare_cached(
+            "SELECT member, day, threat, remediation_days FROM member_stats \
+             WHERE day >= ?1 AND day <= ?2 AND (?3 IS NULL OR member = ?3) AND remediation_days <> '{}' \
+             ORDER BY member, day, threat",
+        )
+        .sql()?;
+    let mut rows = st.query(params![from, to, m]).sql()?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().sql()? {
+        let bad = |e: String| corrupt("member_stats.remediation_days", e);
+        let member = MemberId(u32::try_from(r.get::<_, i64>(0).sql()?).map_err(|_| bad("member id".into()))?);
+        let day: String = r.get(1).sql()?;
+        let day = NaiveDate::parse_from_str(&day, "%Y-%m-%d").map_err(|e| bad(e.to_string()))?;
+        let text: String = r.get(3).sql()?;
+        let map: std::collections::BTreeMap<String, u64> =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let days = map
+            .into_iter()
+            .map(|(k, v)| k.parse::<u32>().map(|k| (k, v)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        out.push((member, RemediationDays { day, threat: r.get(2).sql()?, days }));
+    }
+    Ok(out)
+}
+
 impl StatsStore for SqliteStore {
-    fn put_stats(&self, member: MemberId, days: &[DayStats], now: Timestamp) -> Result<StatsOutcome> {
+    fn put_stats_with_remediation(
+        &self,
+        member: MemberId,
+        days: &[DayStats],
+        remediation: &[RemediationDays],
+        now: Timestamp,
+    ) -> Result<StatsOutcome> {
         validate(days)?;
+        validate_remediation(days, remediation)?;
         self.write_sql(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
             let exists: bool = tx
@@ -138,10 +188,15 @@ impl StatsStore for SqliteStore {
                 for t in &d.threats {
                     let unresolved = serde_json::to_string(&t.unresolved)
                         .map_err(|e| StoreError::Backend(format!("encoding unresolved counts: {e}")))?;
+                    let ttr = match remediation.iter().find(|r| r.day == d.day && r.threat == t.threat) {
+                        Some(r) => serde_json::to_string(&r.days)
+                            .map_err(|e| StoreError::Backend(format!("encoding remediation days: {e}")))?,
+                        None => "{}".to_owned(),
+                    };
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO member_stats (member, day, threat, observed, resolved, infected, \
-                         unresolved, notified, remediated, escalated, updated) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                         unresolved, notified, remediated, escalated, updated, remediation_days) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     )
                     .sql()?
                     .execute(params![
@@ -155,7 +210,8 @@ impl StatsStore for SqliteStore {
                         u64_sql(t.notified),
                         u64_sql(t.remediated),
                         u64_sql(t.escalated),
-                        now.as_micros()
+                        now.as_micros(),
+                        ttr
                     ])
                     .sql()?;
                     out.threats += 1;
@@ -172,6 +228,19 @@ impl StatsStore for SqliteStore {
 
     fn all_stats(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<(MemberId, DayStats)>> {
         self.read(|c| read_days(c, None, from, to))
+    }
+
+    fn member_remediation_days(
+        &self,
+        member: MemberId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RemediationDays>> {
+        self.read(|c| Ok(read_remediation(c, Some(member), from, to)?.into_iter().map(|(_, r)| r).collect()))
+    }
+
+    fn all_remediation_days(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<(MemberId, RemediationDays)>> {
+        self.read(|c| read_remediation(c, None, from, to))
     }
 }
 
@@ -195,5 +264,25 @@ mod tests {
             let b = s.add_member(&spec("b"), Timestamp::now()).expect("b");
             crate::stats::conformance::run_all(&s, a.id, b.id, MemberId(999)).expect("conformance");
         }
+    }
+
+    #[test]
+    fn a_database_from_before_time_to_remediation_gets_the_column() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("old.sqlite");
+        {
+            let c = rusqlite::Connection::open(&p).expect("open");
+            let old = super::SCHEMA.replace(
+                "    remediation_days TEXT NOT NULL DEFAULT '{}', -- JSON object days → cases (time to remediation)\n",
+                "",
+            );
+            assert_ne!(old, super::SCHEMA);
+            c.execute_batch(&old).expect("old schema");
+        }
+        let s = SqliteStore::open(&p).expect("open and migrate");
+        let spec = |n: &str| MemberSpec { name: n.into(), ..Default::default() };
+        let a = s.add_member(&spec("a"), Timestamp::now()).expect("a");
+        let b = s.add_member(&spec("b"), Timestamp::now()).expect("b");
+        crate::stats::conformance::run_all(&s, a.id, b.id, MemberId(999)).expect("conformance after migration");
     }
 }

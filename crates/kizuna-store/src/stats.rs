@@ -6,6 +6,10 @@
 //! notified, remediated and escalated. From these the hub shows an infection rate per 1,000
 //! subscribers (as the Cyber Clean Center's CCM) and remediation rates.
 //!
+//! Time to remediation travels as counts too: per (day, threat), a histogram of whole days from
+//! a case's first notice to its remediation, for the cases remediated that day
+//! ([`RemediationDays`], posted with the counts and stored in the same transaction): no case id, no subscriber, only "n cases took d days".
+//!
 //! Posting is idempotent: a day's subscriber count and a (day, threat)'s counts replace what was
 //! stored for them, so an agent re-posts the last days freely.
 //!
@@ -39,6 +43,48 @@ pub struct ThreatCounts {
     pub remediated: u64,
     /// Cases escalated.
     pub escalated: u64,
+}
+
+/// Time to remediation of one (day, threat): of the cases remediated that day, how many took
+/// how many whole days from their first notice (days → cases). At most the day's `remediated`
+/// cases in all, each at most [`MAX_REMEDIATION_DAYS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemediationDays {
+    /// The UTC day the cases were remediated.
+    pub day: NaiveDate,
+    /// `classification.type/family` (a threat of that day's counts).
+    pub threat: String,
+    /// Days → cases.
+    pub days: BTreeMap<u32, u64>,
+}
+
+/// Longest time to remediation accepted, days (ten years).
+pub const MAX_REMEDIATION_DAYS: u32 = 3650;
+
+/// The `p`-quantile (0 < p ≤ 1) of a days → count histogram by nearest rank: the smallest `d`
+/// with at least ⌈p·n⌉ of the n cases at or below it (so the median of 4 cases is the second
+/// smallest). `None` for an empty histogram.
+pub fn quantile_days(hist: &BTreeMap<u32, u64>, p: f64) -> Option<u32> {
+    let n: u64 = hist.values().sum();
+    if n == 0 {
+        return None;
+    }
+    let rank = ((p.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (d, c) in hist {
+        seen += c;
+        if seen >= rank {
+            return Some(*d);
+        }
+    }
+    hist.keys().next_back().copied()
+}
+
+/// Adds histogram `b` into `a`.
+pub fn merge_days(a: &mut BTreeMap<u32, u64>, b: &BTreeMap<u32, u64>) {
+    for (d, c) in b {
+        *a.entry(*d).or_default() += c;
+    }
 }
 
 /// One day of a member's statistics.
@@ -98,13 +144,66 @@ pub fn validate(days: &[DayStats]) -> Result<()> {
     Ok(())
 }
 
+/// Checks time-to-remediation histograms against the counts they come with: each names a
+/// (day, threat) of `days`, at most once, with days ≤ [`MAX_REMEDIATION_DAYS`], counts > 0 and
+/// no more cases than that threat's `remediated`.
+pub fn validate_remediation(days: &[DayStats], ttr: &[RemediationDays]) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for r in ttr {
+        if !seen.insert((r.day, r.threat.as_str())) {
+            return Err(StoreError::Conflict(format!("remediation_days of {} on {} given twice", r.threat, r.day)));
+        }
+        let Some(t) = days.iter().filter(|d| d.day == r.day).flat_map(|d| &d.threats).find(|t| t.threat == r.threat)
+        else {
+            return Err(StoreError::Conflict(format!(
+                "remediation_days of {} on {}: no counts for that day and threat",
+                r.threat, r.day
+            )));
+        };
+        if let Some(n) = r.days.keys().find(|n| **n > MAX_REMEDIATION_DAYS) {
+            return Err(StoreError::Conflict(format!(
+                "remediation_days of {} on {}: {n} days is more than {MAX_REMEDIATION_DAYS}",
+                r.threat, r.day
+            )));
+        }
+        let cases = r.days.values().try_fold(0u64, |a, c| a.checked_add(*c));
+        if cases.is_none_or(|n| n > t.remediated) || r.days.values().any(|c| *c == 0) {
+            return Err(StoreError::Conflict(format!(
+                "remediation_days of {} on {}: counts must be > 0 and add up to at most remediated ({})",
+                r.threat, r.day, t.remediated
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Durable member statistics.
 pub trait StatsStore: Send + Sync {
     /// Stores `days` for `member` in one transaction: each day's subscriber count and each
     /// (day, threat)'s counts replace what was stored for them. Invalid input ([`validate`])
     /// stores nothing and fails with [`StoreError::Conflict`]; an unknown member with
     /// [`StoreError::NotFound`].
-    fn put_stats(&self, member: MemberId, days: &[DayStats], now: Timestamp) -> Result<StatsOutcome>;
+    fn put_stats(&self, member: MemberId, days: &[DayStats], now: Timestamp) -> Result<StatsOutcome> {
+        self.put_stats_with_remediation(member, days, &[], now)
+    }
+
+    /// [`StatsStore::put_stats`] with the time-to-remediation histograms of those days, in the
+    /// same transaction: each (day, threat) posted replaces its histogram (none given: none
+    /// kept). Invalid histograms ([`validate_remediation`]) store nothing.
+    fn put_stats_with_remediation(
+        &self,
+        member: MemberId,
+        days: &[DayStats],
+        remediation: &[RemediationDays],
+        now: Timestamp,
+    ) -> Result<StatsOutcome>;
+
+    /// A member's time-to-remediation histograms for the days `from..=to`, by day then threat.
+    fn member_remediation_days(&self, member: MemberId, from: NaiveDate, to: NaiveDate)
+    -> Result<Vec<RemediationDays>>;
+
+    /// Every member's histograms for the days `from..=to`, by member, day, threat.
+    fn all_remediation_days(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<(MemberId, RemediationDays)>>;
 
     /// A member's statistics for the days `from..=to`, by day (threats ordered by threat).
     fn member_stats(&self, member: MemberId, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayStats>>;
@@ -162,6 +261,54 @@ pub mod conformance {
         s.put_stats(member, std::slice::from_ref(&d2b), now)?;
         let got = s.member_stats(member, day("2026-03-06"), day("2026-03-06"))?;
         check(got == vec![d2b.clone()], "re-posting a day replaces its counts")?;
+
+        // Time to remediation: a histogram per (day, threat), read back and replaced with it.
+        let mut d3 =
+            DayStats { day: day("2026-02-20"), subscribers: 1001, threats: vec![counts("infected-system/mirai", 4)] };
+        d3.threats[0].remediated = 4;
+        let h = |pairs: &[(u32, u64)]| pairs.iter().copied().collect::<BTreeMap<u32, u64>>();
+        let r3 = RemediationDays {
+            day: d3.day,
+            threat: "infected-system/mirai".into(),
+            days: h(&[(7, 2), (9, 1), (30, 1)]),
+        };
+        s.put_stats_with_remediation(member, std::slice::from_ref(&d3), std::slice::from_ref(&r3), now)?;
+        check(s.member_stats(member, d3.day, d3.day)? == vec![d3.clone()], "counts with a histogram")?;
+        let got = s.member_remediation_days(member, day("2026-02-01"), day("2026-02-28"))?;
+        check(got == vec![r3.clone()], "remediation_days read back")?;
+        check(quantile_days(&got[0].days, 0.5) == Some(7), "median of 7,7,9,30")?;
+        check(quantile_days(&got[0].days, 0.9) == Some(30), "p90 of 7,7,9,30")?;
+        let r3b = RemediationDays { days: h(&[(8, 1)]), ..r3.clone() };
+        s.put_stats_with_remediation(member, std::slice::from_ref(&d3), std::slice::from_ref(&r3b), now)?;
+        check(
+            s.member_remediation_days(member, d3.day, d3.day)? == vec![r3b.clone()],
+            "re-posting replaces the histogram, never adds",
+        )?;
+        check(s.member_remediation_days(other, d3.day, d3.day)?.is_empty(), "the other member has none")?;
+        let all = s.all_remediation_days(d3.day, d3.day)?;
+        check(all == vec![(member, r3b.clone())], "all_remediation_days")?;
+        for bad in [
+            RemediationDays { days: h(&[(MAX_REMEDIATION_DAYS + 1, 1)]), ..r3.clone() },
+            RemediationDays { days: h(&[(7, 5)]), ..r3.clone() },
+            RemediationDays { days: h(&[(7, 0)]), ..r3.clone() },
+            RemediationDays { threat: "infected-system/other".into(), ..r3.clone() },
+        ] {
+            let mut d = d3.clone();
+            d.subscribers = 5;
+            check(
+                matches!(
+                    s.put_stats_with_remediation(member, std::slice::from_ref(&d), &[bad], now),
+                    Err(StoreError::Conflict(_))
+                ),
+                "too many days, more cases than remediated, an empty bucket or no such threat is refused",
+            )?;
+        }
+        check(s.member_stats(member, d3.day, d3.day)? == vec![d3.clone()], "nothing of a refused post")?;
+        check(s.member_remediation_days(member, d3.day, d3.day)? == vec![r3b.clone()], "histogram kept")?;
+        s.put_stats(member, std::slice::from_ref(&d3), now)?;
+        check(s.member_remediation_days(member, d3.day, d3.day)?.is_empty(), "re-posted without one: none kept")?;
+        let got = s.member_stats(member, day("2026-03-01"), day("2026-03-31"))?;
+        check(got == vec![d1.clone(), d2b.clone()], "other days untouched")?;
 
         // Members are separate.
         check(s.member_stats(other, day("2026-03-01"), day("2026-03-31"))?.is_empty(), "other member sees nothing")?;
