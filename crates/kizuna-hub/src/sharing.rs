@@ -453,6 +453,12 @@ pub fn spawn_pollers(hub: &Arc<Hub>) -> Vec<tokio::task::JoinHandle<()>> {
                     }
                     .await;
                     let delay = match result {
+                        Ok(o) if o.objects == 0 => {
+                            failures = 0;
+                            hub.sharing.success(&p.name, &o);
+                            tracing::debug!(partner = %p.name, "polled: nothing new");
+                            interval
+                        }
                         Ok(o) => {
                             failures = 0;
                             hub.sharing.success(&p.name, &o);
@@ -540,9 +546,13 @@ fn entry(r: TaxiiObjectRow) -> Entry {
 
 impl ObjectStore for HubObjects {
     fn collections(&self) -> Result<Vec<CollectionInfo>, StoreError> {
-        Ok(sharing(&self.store)
-            .taxii_collections()
-            .map_err(backend)?
+        let mut all = sharing(&self.store).taxii_collections().map_err(backend)?;
+        if all.iter().all(|c| c.id != INDICATORS_COLLECTION) {
+            // a new hub: the indicators view exists from the first request on
+            sync_indicators_as(&self.store, &self.producer, Timestamp::now())?;
+            all = sharing(&self.store).taxii_collections().map_err(backend)?;
+        }
+        Ok(all
             .into_iter()
             .map(|c| CollectionInfo {
                 id: c.id,
@@ -743,7 +753,7 @@ pub fn sync_indicators_as(
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     let objects = HubObjects::new(store.clone(), opts.clone());
-    if objects.collections()?.iter().all(|c| c.id != INDICATORS_COLLECTION) {
+    if sharing(store).taxii_collections().map_err(backend)?.iter().all(|c| c.id != INDICATORS_COLLECTION) {
         objects.put_collection(&CollectionInfo {
             id: INDICATORS_COLLECTION.into(),
             title: "kizuna indicators".into(),

@@ -387,3 +387,59 @@ fn misp_events_written_by_pymisp_import() {
     assert!(r.indicators.iter().all(|i| i.indicator.malware.as_deref() == Some("lokibot")));
     assert_eq!(r.indicators[0].indicator.reason, "phishing kit");
 }
+
+const SIGHTINGS: &str = r#"
+import stix2
+isp = stix2.Identity(name="ISP Y SOC", identity_class="organization")
+cert = stix2.Identity(name="CERT Y", identity_class="organization")
+ind = stix2.Indicator(pattern="[domain-name:value = 'C2.Sighted.example']", pattern_type="stix",
+                      indicator_types=["malicious-activity"], labels=["c2-server"], created_by_ref=cert,
+                      object_marking_refs=[stix2.TLP_GREEN])
+s1 = stix2.Sighting(sighting_of_ref=ind, count=12, first_seen="2026-03-05T01:00:00Z",
+                    last_seen="2026-03-05T03:00:00Z", where_sighted_refs=[isp], created_by_ref=cert,
+                    object_marking_refs=[stix2.TLP_AMBER])
+# a sighting of an indicator the bundle does not carry: the value comes from its observed-data
+ip = stix2.IPv4Address(value="203.0.113.77")
+od = stix2.ObservedData(first_observed="2026-03-05T02:00:00Z", last_observed="2026-03-05T02:30:00Z",
+                        number_observed=3, object_refs=[ip], created_by_ref=cert)
+s2 = stix2.Sighting(sighting_of_ref="indicator--0d7c7f52-5c3e-4b8f-9f3e-0a2b1c3d4e5f", count=3,
+                    observed_data_refs=[od], created_by_ref=cert, object_marking_refs=[stix2.TLP_RED])
+# and one that names nothing usable
+s3 = stix2.Sighting(sighting_of_ref="indicator--1d7c7f52-5c3e-4b8f-9f3e-0a2b1c3d4e5f")
+print(stix2.Bundle(objects=[isp, cert, ind, s1, ip, od, s2, s3]).serialize())
+"#;
+
+#[test]
+fn sightings_made_by_stix2_import_as_indicator_sightings() {
+    let out = run_python(SIGHTINGS, &[]);
+    let doc: Value = serde_json::from_str(&out).expect("bundle");
+    let r =
+        kizuna_stix::import::import_document(&doc, &ImportOptions::new("cert-y", Timestamp::from_secs(1_772_700_000)))
+            .expect("bundle");
+    assert_eq!(r.indicators.len(), 1);
+    assert_eq!(r.sightings.len(), 2, "{:?}", r.sightings);
+    assert_eq!(r.rejected.len(), 1, "{:?}", r.rejected);
+    assert!(r.rejected[0].reason.contains("not among the objects"), "{}", r.rejected[0]);
+
+    let s = &r.sightings[0];
+    assert_eq!((s.kind, s.value.as_str()), (IndicatorKind::Domain, "c2.sighted.example"));
+    assert_eq!(s.count, 12);
+    assert_eq!(s.tlp, Tlp::Amber, "the sighting's own marking, not the indicator's GREEN");
+    assert_eq!(s.category, ClassificationType::C2Server, "the sighted indicator's category");
+    assert_eq!(s.where_sighted, vec!["ISP Y SOC".to_owned()]);
+    assert_eq!(s.created_by.as_deref(), Some("CERT Y"));
+    assert_eq!(s.first_seen, Timestamp::parse("2026-03-05T01:00:00Z").expect("t"));
+    assert_eq!(s.last_seen, Timestamp::parse("2026-03-05T03:00:00Z").expect("t"));
+    let i = s.as_indicator();
+    assert_eq!(i.source, "cert-y/sighting:ISP Y SOC");
+    assert_eq!(i.tlp, Tlp::Amber);
+    assert!(i.reason.starts_with("sighted 12 times by ISP Y SOC"), "{}", i.reason);
+    assert!(i.reason.contains(&s.original_id));
+    // same key as the indicator: the store merges the sighting into its record
+    assert_eq!(i.key(), r.indicators[0].indicator.key());
+
+    let s = &r.sightings[1];
+    assert_eq!((s.kind, s.value.as_str()), (IndicatorKind::Ip, "203.0.113.77/32"));
+    assert_eq!((s.count, s.tlp), (3, Tlp::Red));
+    assert_eq!(s.as_indicator().source, "cert-y/sighting:CERT Y", "no where_sighted: the reporter");
+}

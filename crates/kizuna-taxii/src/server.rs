@@ -796,7 +796,12 @@ async fn post_objects(
     };
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > s.config.max_content_length) {
+    if let Some(n) = declared.filter(|n| *n > s.config.max_content_length) {
+        // A body up to twice the limit is read and dropped first, so the client, still writing
+        // it, reads the 413 instead of a reset connection; a larger one is refused at once.
+        if n <= s.config.max_content_length.saturating_mul(2) {
+            let _ = axum::body::to_bytes(body, n).await;
+        }
         return Err(too_large());
     }
     let body: Bytes = axum::body::to_bytes(body, s.config.max_content_length).await.map_err(|_| too_large())?;
