@@ -321,6 +321,12 @@ async fn run_loop(
 
     // 7. Two ISP agents, each with its own store, subscriber directory and RADIUS logs.
     let clock = kizuna_isp::clock::ManualClock::new(Timestamp::from_secs(DEMO_START + 86_400));
+    // One abuse-desk login for both agents' consoles (argon2id hash in each agent's config).
+    let agent_console_password = kizuna_hub::console::kizuna_console::auth::random_token()?;
+    let agent_console_hash = kizuna_hub::console::kizuna_console::auth::hash_password(
+        &agent_console_password,
+        kizuna_hub::console::kizuna_console::PasswordCost::default(),
+    )?;
     let mut agents = Vec::new();
     let mut page_stops = Vec::new();
     for (m, token) in members.iter().zip(&member_tokens) {
@@ -328,7 +334,7 @@ async fn run_loop(
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let page_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let page_addr = page_listener.local_addr()?;
-        let cfg = agent_config(&dir, &base, token, page_addr, &m.display_name)?;
+        let cfg = agent_config(&dir, &base, token, page_addr, &m.display_name, &agent_console_hash)?;
         // The member's observed IPv4 addresses, as its agent will pull them.
         let client = kizuna_isp::hub::HubClient::new(&cfg.hub)?;
         let mut seen: Vec<String> = Vec::new();
@@ -389,7 +395,7 @@ async fn run_loop(
             let _ = rx.await;
         }));
         println!(
-            "7. agent {}: {} subscribers, {} RADIUS sessions ({} rejected), store {}",
+            "7. agent {}: {} subscribers, {} RADIUS sessions ({} rejected), store {}, console http://{page_addr}/console/",
             m.name,
             subs.len(),
             loaded.events,
@@ -408,9 +414,17 @@ async fn run_loop(
     }
 
     // 8. The DNS primary: one RPZ zone per member, from the hub's indicator store.
-    let dns_udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-    let dns_addr = dns_udp.local_addr()?;
-    let dns_tcp = tokio::net::TcpListener::bind(dns_addr).await.with_context(|| format!("binding {dns_addr}/tcp"))?;
+    // One port for UDP and TCP: a free UDP port may be taken for TCP (the page servers'), so retry.
+    let mut bound = None;
+    for _ in 0..50 {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+        let addr = udp.local_addr()?;
+        if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+            bound = Some((udp, addr, tcp));
+            break;
+        }
+    }
+    let (dns_udp, dns_addr, dns_tcp) = bound.context("no loopback port free for both UDP and TCP")?;
     let dns_http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let dns_http_addr = dns_http.local_addr()?;
     let mut dns_toml = format!(
@@ -534,6 +548,7 @@ async fn run_loop(
             a.page,
             a.dir.display()
         );
+        println!("  agent console {}: {}/console/  (user desk, password {agent_console_password})", a.name, a.page);
     }
 
     // Let the primary's change follower see the last pushes.
@@ -624,6 +639,7 @@ fn agent_config(
     token: &str,
     page: std::net::SocketAddr,
     isp_name: &str,
+    console_hash: &str,
 ) -> Result<kizuna_isp::config::AgentConfig> {
     let text = format!(
         r#"
@@ -648,11 +664,17 @@ listen = "{page}"
 public_base_url = "http://{page}"
 isp_name = {isp}
 support_contact = "0120-000-000"
+
+[[console_users]]
+name = "desk"
+role = "analyst"
+password_hash = {hash}
 "#,
         data = toml::Value::String(dir.display().to_string()),
         hub = toml::Value::String(hub.to_owned()),
         token = toml::Value::String(token.to_owned()),
         isp = toml::Value::String(isp_name.to_owned()),
+        hash = toml::Value::String(console_hash.to_owned()),
     );
     Ok(kizuna_isp::config::AgentConfig::parse(&text)?)
 }

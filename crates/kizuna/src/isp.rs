@@ -77,11 +77,77 @@ enum IspCommand {
     },
     /// Verify the agent's hash-chained audit log.
     AuditVerify,
+    /// Print a `[[console_users]]` entry (argon2id hash) for the agent console. The password is
+    /// read from --password-file, else $KIZUNA_CONSOLE_PASSWORD, else the first line of stdin.
+    ConsoleUser {
+        /// Login name.
+        name: String,
+        /// operator, analyst or read-only.
+        #[arg(long)]
+        role: String,
+        /// File holding the password (first line).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// The consent register of the protective DNS service (kept only in the agent).
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
     /// Push the daily counts to the hub now.
     PushStats {
         /// Days back to include.
         #[arg(long, default_value_t = 7)]
         days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConsentCommand {
+    /// Record a subscriber's decision (appended to the history; audited).
+    Set {
+        /// Subscriber id.
+        subscriber: String,
+        /// opt-in or opt-out.
+        status: String,
+        /// How the decision came in: web, phone, contract, mail, counter, warning-page, other.
+        #[arg(long)]
+        channel: String,
+        /// When the subscriber decided (RFC 3339; default now).
+        #[arg(long)]
+        at: Option<String>,
+        /// The policy text version the subscriber agreed to (default [consent] policy_version).
+        #[arg(long)]
+        policy_version: Option<String>,
+        /// opt-in or terms-of-service (default [consent] default_basis).
+        #[arg(long)]
+        basis: Option<String>,
+        /// The service.
+        #[arg(long, default_value = kizuna_isp::consent::PROTECTIVE_DNS)]
+        service: String,
+    },
+    /// A subscriber's decisions, oldest first, and what is in force.
+    Show {
+        /// Subscriber id.
+        subscriber: String,
+        /// The service.
+        #[arg(long, default_value = kizuna_isp::consent::PROTECTIVE_DNS)]
+        service: String,
+    },
+    /// Import decisions from CSV: subscriber_id, status, at, channel, policy_version
+    /// [, service, basis]. Bad rows are reported by line and skipped; the rest go in at once.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// The decision in force per subscriber, and the counts.
+    List {
+        /// The service.
+        #[arg(long, default_value = kizuna_isp::consent::PROTECTIVE_DNS)]
+        service: String,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -239,6 +305,33 @@ pub fn run(args: IspArgs) -> Result<ExitCode> {
             println!("wrote {} template files into {}", written.len(), dir.display());
             return Ok(ExitCode::SUCCESS);
         }
+        IspCommand::ConsoleUser { name, role, password_file } => {
+            role.parse::<kizuna_store::console::Role>()
+                .ok()
+                .with_context(|| format!("--role {role:?}: use operator, analyst or read-only"))?;
+            let password = match password_file {
+                Some(p) => kizuna_isp::config::read_secret(&p)?,
+                None => match std::env::var("KIZUNA_CONSOLE_PASSWORD") {
+                    Ok(p) => p,
+                    Err(_) => {
+                        let mut line = String::new();
+                        std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+                        line.trim_end_matches(['\r', '\n']).to_owned()
+                    }
+                },
+            };
+            let hash = kizuna_hub::console::kizuna_console::auth::hash_password(
+                &password,
+                kizuna_hub::console::kizuna_console::PasswordCost::default(),
+            )?;
+            println!(
+                "[[console_users]]\nname = {}\nrole = {}\npassword_hash = {}",
+                toml::Value::String(name),
+                toml::Value::String(role),
+                toml::Value::String(hash)
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         IspCommand::Sessions { command: SessionsCommand::Import { files, kind } } => {
             let c = load_config(&args.agent_config)?;
             return sessions_import(&c, &files, kind_of(&kind)?);
@@ -306,6 +399,7 @@ pub fn run(args: IspArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        IspCommand::Consent { command } => consent(&c, &store, command),
         IspCommand::AuditVerify => match store.verify_audit()? {
             kizuna_store::audit::Verdict::Intact { entries } => {
                 println!("audit log intact: {entries} entries");
@@ -323,7 +417,9 @@ pub fn run(args: IspArgs) -> Result<ExitCode> {
             println!("{v}");
             Ok(ExitCode::SUCCESS)
         }
-        IspCommand::Templates { .. } | IspCommand::Sessions { .. } => Ok(ExitCode::SUCCESS),
+        IspCommand::Templates { .. } | IspCommand::Sessions { .. } | IspCommand::ConsoleUser { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -366,6 +462,129 @@ fn sessions_import(c: &AgentConfig, files: &[PathBuf], kind: LogKind) -> Result<
     }
     println!("added to {} (loaded by `kizuna isp serve` and `kizuna isp resolve`)", dir.display());
     Ok(if bad { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+fn consent(c: &AgentConfig, store: &AgentStore, command: ConsentCommand) -> Result<ExitCode> {
+    use kizuna_isp::consent::{Basis, NewConsent, Status};
+    let default_basis = c.consent.default_basis;
+    match command {
+        ConsentCommand::Set { subscriber, status, channel, at, policy_version, basis, service } => {
+            let status = Status::parse(&status).with_context(|| format!("status {status:?}: use opt-in or opt-out"))?;
+            let at = match at {
+                Some(t) => Timestamp::parse(&t).with_context(|| format!("--at {t:?}: use RFC 3339"))?,
+                None => Timestamp::now(),
+            };
+            let basis = match basis {
+                Some(b) => {
+                    Basis::parse(&b).with_context(|| format!("--basis {b:?}: use opt-in or terms-of-service"))?
+                }
+                None => default_basis,
+            };
+            let d = NewConsent {
+                subscriber,
+                service,
+                status,
+                at,
+                channel,
+                policy_version: policy_version.unwrap_or_else(|| c.consent.policy_version.clone()),
+                basis,
+            };
+            let id = store.record_consent(&d, Timestamp::now(), &crate::cli::cli_actor())?;
+            println!(
+                "recorded {} for {} ({}, {}, policy {}, basis {}): record {id}",
+                d.status.as_str(),
+                d.subscriber,
+                d.service,
+                d.channel,
+                d.policy_version,
+                d.basis.as_str()
+            );
+            println!("a running agent updates its rpz-client-ip zone within [client_zone] rebuild_interval_ms");
+            Ok(ExitCode::SUCCESS)
+        }
+        ConsentCommand::Show { subscriber, service } => {
+            if store.subscriber(&subscriber)?.is_none() {
+                bail!("subscriber {subscriber} is not in the directory");
+            }
+            let h = store.consent_history(&subscriber, &service)?;
+            for r in &h {
+                println!(
+                    "{}	{}	{}	channel={}	policy={}	basis={}	recorded={} by {}",
+                    r.id,
+                    r.consent.at,
+                    r.consent.status.as_str(),
+                    r.consent.channel,
+                    r.consent.policy_version,
+                    r.consent.basis.as_str(),
+                    r.recorded,
+                    r.actor
+                );
+            }
+            let filtered = store.consents(&subscriber, &service, default_basis)?;
+            let why = if h.is_empty() {
+                format!("no record: default of {}", default_basis.as_str())
+            } else {
+                "newest record".into()
+            };
+            println!("in force	{}	({why})", if filtered { "filtered (opt-in)" } else { "not filtered (opt-out)" });
+            Ok(ExitCode::SUCCESS)
+        }
+        ConsentCommand::Import { file } => {
+            let (good, mut bad) = kizuna_isp::consent::parse_csv(&file, default_basis)?;
+            let mut known = Vec::with_capacity(good.len());
+            for (line, d) in good {
+                if store.subscriber(&d.subscriber)?.is_some() {
+                    known.push(d);
+                } else {
+                    let reason = format!("subscriber {} is not in the directory", d.subscriber);
+                    bad.push(kizuna_isp::consent::BadRow { line, reason });
+                }
+            }
+            bad.sort_by_key(|b| b.line);
+            for b in &bad {
+                eprintln!("{}:{}: {}", file.display(), b.line, b.reason);
+            }
+            let actor = format!("{} import:{}", crate::cli::cli_actor(), file.display());
+            let n = store.import_consent(&known, Timestamp::now(), &actor)?;
+            println!("imported {n} consent records ({} rejected)", bad.len());
+            Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        ConsentCommand::List { service, json } => {
+            let cur = store.consent_current(&service)?;
+            for r in cur.values() {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "subscriber": r.consent.subscriber, "service": r.consent.service,
+                            "status": r.consent.status.as_str(), "at": r.consent.at.to_rfc3339(),
+                            "channel": r.consent.channel, "policy_version": r.consent.policy_version,
+                            "basis": r.consent.basis.as_str(), "record": r.id,
+                        })
+                    );
+                } else {
+                    println!(
+                        "{}	{}	{}	{}	policy={}	basis={}",
+                        r.consent.subscriber,
+                        r.consent.status.as_str(),
+                        r.consent.at,
+                        r.consent.channel,
+                        r.consent.policy_version,
+                        r.consent.basis.as_str()
+                    );
+                }
+            }
+            let n = store.consent_counts(&service)?;
+            eprintln!(
+                "opt-in {}, opt-out {}, no record {} (default: {})",
+                n.opt_in,
+                n.opt_out,
+                n.no_record,
+                default_basis.as_str()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn cases(store: &AgentStore, command: CasesCommand) -> Result<ExitCode> {
@@ -484,6 +703,7 @@ fn serve(c: AgentConfig, store: Arc<AgentStore>, clock: Arc<dyn Clock>, stats_ev
     let state = c.tailer_state_file();
     let (index, mut tailer) = build_index(&c, &state)?;
     let index = Arc::new(RwLock::new(index));
+    let index_for_zone = index.clone();
     let listen = c.page.listen;
     let tail_every = Duration::from_secs(c.sessions.poll_interval_secs.max(1));
     let agent = Agent::new(c, store, index.clone(), clock, true)?;
@@ -512,11 +732,23 @@ fn serve(c: AgentConfig, store: Arc<AgentStore>, clock: Arc<dyn Clock>, stats_ev
             }
         }
     })?;
+    let holders: Arc<dyn kizuna_isp::consent::Holders> = index_for_zone;
+    let client_zone = kizuna_isp::consent::ClientZone::new(&agent, holders).context("starting the client zone")?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         tracing::info!("countermeasure page on http://{}", listener.local_addr()?);
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let zone_task = match client_zone {
+            Some(z) => {
+                let (udp, tcp) = z.bind().await.context("binding [client_zone] listen")?;
+                let mut rxz = rx.clone();
+                Some(tokio::spawn(z.run(agent.clone(), udp, tcp, async move {
+                    let _ = rxz.changed().await;
+                })))
+            }
+            None => None,
+        };
         let mut rx2 = rx.clone();
         let page = tokio::spawn(kizuna_isp::page::serve(agent.clone(), listener, async move {
             let _ = rx2.changed().await;
@@ -537,6 +769,9 @@ fn serve(c: AgentConfig, store: Arc<AgentStore>, clock: Arc<dyn Clock>, stats_ev
         let _ = tx.send(true);
         let _ = runner.await;
         let _ = page.await;
+        if let Some(z) = zone_task {
+            let _ = z.await;
+        }
         anyhow::Ok(())
     })?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

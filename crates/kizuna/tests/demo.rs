@@ -1,6 +1,5 @@
-//! `kizuna demo`: the hub, two ISP agents on loopback and the simulated days, end to end.
-
-use assert_cmd::Command;
+//! `kizuna demo`: the hub, two ISP agents on loopback and the simulated days, end to end; then
+//! each agent's console, logged in with the demo login, shows that agent's case counts.
 
 fn summary_number(line: &str, key: &str) -> u64 {
     let i = line.find(key).unwrap_or_else(|| panic!("no {key:?} in {line}"));
@@ -12,22 +11,77 @@ fn summary_number(line: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no number after {key:?} in {line}"))
 }
 
+/// Runs `kizuna demo --serve` until it says it is serving; returns its output so far and the
+/// process (killed on drop).
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_demo(dir: &std::path::Path) -> (String, Demo) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kizuna"))
+        .args(["demo", "--serve", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let demo = Demo(child);
+    let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.starts_with("serving until Ctrl-C");
+            if tx.send(Some(line)).is_err() || done {
+                return;
+            }
+        }
+        let _ = tx.send(None);
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut out = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Some(line)) => {
+                let done = line.starts_with("serving until Ctrl-C");
+                out.push_str(&line);
+                out.push('\n');
+                if done {
+                    return (out, demo);
+                }
+            }
+            Ok(None) | Err(_) => {
+                drop(demo);
+                panic!("demo did not get to serving:\n{out}\n{}", err.join().unwrap_or_default());
+            }
+        }
+    }
+}
+
 #[test]
 fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("demo");
-    let out = Command::cargo_bin("kizuna")
-        .expect("binary")
-        .args(["demo", "--dir"])
-        .arg(&dir)
-        .env("RUST_LOG", "error")
-        .timeout(std::time::Duration::from_secs(120))
-        .output()
-        .expect("run demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (stdout, demo) = start_demo(&dir);
     assert!(stdout.contains("/console/"), "{stdout}");
-    let agents: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("agent ")).collect();
+    let agents: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("agent ") && !l.trim_start().starts_with("agent console "))
+        .collect();
     assert_eq!(agents.len(), 2, "{stdout}");
     for line in agents {
         let name = line.trim_start()["agent ".len()..].split(':').next().expect("name");
@@ -60,6 +114,61 @@ fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
         assert!(stdout.contains(state), "some cases reach {state} over the simulated days:\n{stdout}");
     }
     assert!(stdout.contains("remediated"), "cases reach remediation over the simulated days:\n{stdout}");
+
+    // Each agent's console: log in with the demo login and see the agent's own case counts.
+    let consoles: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("agent console ")).collect();
+    assert_eq!(consoles.len(), 2, "{stdout}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    for line in consoles {
+        let name = line.trim_start()["agent console ".len()..].split(':').next().expect("name");
+        let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url");
+        let password = line.split("password ").nth(1).and_then(|p| p.split(')').next()).expect("password");
+        let opened = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("agent {name}: cases opened")))
+            .map(|l| summary_number(l, "cases opened"))
+            .expect("summary line");
+        let page = rt.block_on(agent_console_cases(url, password));
+        let states =
+            page.split(r#"id="chart-states""#).nth(1).and_then(|s| s.split("</figure>").next()).expect("chart");
+        let total: u64 =
+            states.split(r#"data-value=""#).skip(1).filter_map(|s| s.split('"').next()?.parse::<u64>().ok()).sum();
+        assert_eq!(total, opened, "{name}: the console's cases by state add up to the cases opened:\n{page}");
+    }
+    drop(demo);
+}
+
+async fn agent_console_cases(url: &str, password: &str) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let base = url.trim_end_matches('/').trim_end_matches("/console");
+    let r = http.get(format!("{base}/console/login")).send().await.expect("login form");
+    let cookie = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix(&format!("{name}=")).and_then(|v| v.split(';').next()).map(str::to_owned))
+    };
+    let csrf = cookie(&r, "kizuna_login_csrf").expect("csrf cookie");
+    let r = http
+        .post(format!("{base}/console/login"))
+        .header(reqwest::header::COOKIE, format!("kizuna_login_csrf={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&name=desk&password={password}"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303, "demo login accepted");
+    let session = cookie(&r, "kizuna_console").expect("session");
+    let r = http
+        .get(format!("{base}/console/cases"))
+        .header(reqwest::header::COOKIE, format!("kizuna_console={session}"))
+        .send()
+        .await
+        .expect("cases");
+    assert_eq!(r.status(), 200);
+    r.text().await.expect("body")
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
