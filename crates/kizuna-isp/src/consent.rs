@@ -875,6 +875,68 @@ mod tests {
     }
 
     #[test]
+    fn passthru_lists_current_addresses_of_the_unfiltered_only() {
+        use kizuna_sessions::{LogKind, ResolverConfig, SessionIndex};
+        let s = store();
+        let now = Timestamp::from_secs(1_800_000_100);
+        let rec = |status, user: &str, session: &str, v4: &str, v6: &str| {
+            let t = Timestamp::from_secs(1_800_000_000).to_datetime();
+            format!(
+                "{}\n\tAcct-Status-Type = {status}\n\tUser-Name = \"{user}\"\n\tAcct-Session-Id = \"{session}\"\n\t\
+                 NAS-IP-Address = 192.0.2.254\n\tFramed-IP-Address = {v4}\n\tDelegated-IPv6-Prefix = {v6}\n\t\
+                 Event-Timestamp = \"{} UTC\"\n\tTimestamp = 1800000000\n\n",
+                t.format("%a %b %e %H:%M:%S %Y"),
+                t.format("%b %e %Y %H:%M:%S"),
+            )
+        };
+        let detail = rec("Start", "user-S1", "a", "192.0.2.1", "2001:db8:1::/56")
+            + &rec("Start", "user-S2", "b", "192.0.2.2", "2001:db8:2::/56")
+            + &rec("Start", "user-S3", "c", "192.0.2.3", "2001:db8:3::/56")
+            + &rec("Start", "stranger", "d", "192.0.2.4", "2001:db8:4::/56");
+        let mut index = SessionIndex::new(ResolverConfig::default());
+        let l = index.load_reader(detail.as_bytes(), "detail", LogKind::RadiusDetail).expect("load");
+        assert_eq!((l.events, l.rejected), (4, 0), "{:?}", l.rejections);
+        let index = std::sync::RwLock::new(index);
+        s.record_consent(&dec("S1", Status::OptIn, 1), now, "t").expect("S1");
+        s.record_consent(&dec("S2", Status::OptOut, 1), now, "t").expect("S2");
+        let nets = |basis| {
+            passthru_clients(&s, &index, basis, &["198.51.100.0/24".parse().expect("net")], now)
+                .expect("passthru")
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+        };
+        // opt-in model: S2 opted out, S3 never opted in, the stranger is unknown; S1 is filtered
+        assert_eq!(
+            nets(Basis::OptIn),
+            [
+                "192.0.2.2/32",
+                "192.0.2.3/32",
+                "192.0.2.4/32",
+                "198.51.100.0/24",
+                "2001:db8:2::/56",
+                "2001:db8:3::/56",
+                "2001:db8:4::/56"
+            ]
+        );
+        // terms of service: S3 (no record) is filtered too
+        assert_eq!(
+            nets(Basis::TermsOfService),
+            ["192.0.2.2/32", "192.0.2.4/32", "198.51.100.0/24", "2001:db8:2::/56", "2001:db8:4::/56"]
+        );
+        // the zone BIND loads: canonical rpz-client-ip owners, passthru
+        let z = kizuna_rpz::client_passthru_zone(
+            &kizuna_rpz::RpzPolicy::new("consent.isp.example", kizuna_rpz::RpzAction::Passthru),
+            &passthru_clients(&s, &index, Basis::TermsOfService, &[], now).expect("passthru"),
+        )
+        .expect("zone");
+        let owners: Vec<String> = z.records.iter().map(|r| r.owner.clone()).filter(|o| o.contains("client")).collect();
+        assert!(owners.contains(&"32.2.2.0.192.rpz-client-ip".to_owned()), "{owners:?}");
+        assert!(owners.contains(&"56.zz.2.db8.2001.rpz-client-ip".to_owned()), "{owners:?}");
+        assert!(!owners.iter().any(|o| o.starts_with("32.1.2.0.192")), "S1 consented: {owners:?}");
+    }
+
+    #[test]
     fn bad_input_is_rejected() {
         let s = store();
         let now = Timestamp::from_secs(1_800_000_100);

@@ -382,6 +382,26 @@ async fn run_loop(
         let (subs, bad) = kizuna_isp::subscribers::parse_csv(&csv_path)?;
         anyhow::ensure!(bad.is_empty(), "subscriber directory: {bad:?}");
         agent_store.upsert_subscribers(&subs, Timestamp::now(), "demo")?;
+        // The consent register (protective DNS): every third subscriber opted in by contract,
+        // every fifth opted out on the web; the rest have no record.
+        let mut decisions = Vec::new();
+        for (k, s) in subs.iter().enumerate() {
+            let status = match k {
+                _ if k % 5 == 0 => kizuna_isp::consent::Status::OptOut,
+                _ if k % 3 == 0 => kizuna_isp::consent::Status::OptIn,
+                _ => continue,
+            };
+            decisions.push(kizuna_isp::consent::NewConsent {
+                subscriber: s.id.clone(),
+                service: kizuna_isp::consent::PROTECTIVE_DNS.into(),
+                status,
+                at: Timestamp::from_secs(DEMO_START - 86_400),
+                channel: if status == kizuna_isp::consent::Status::OptIn { "contract" } else { "web" }.into(),
+                policy_version: "demo-1".into(),
+                basis: kizuna_isp::consent::Basis::OptIn,
+            });
+        }
+        agent_store.import_consent(&decisions, Timestamp::now(), "demo")?;
         let agent = kizuna_isp::agent::Agent::new(
             cfg,
             agent_store,

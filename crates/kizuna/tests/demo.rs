@@ -37,11 +37,13 @@ fn start_demo(dir: &std::path::Path) -> (String, Demo) {
     let demo = Demo(child);
     let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
     std::thread::spawn(move || {
+        // Keep reading to the end: the demo must never write into a closed pipe.
+        let mut serving = false;
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let done = line.starts_with("serving until Ctrl-C");
-            if tx.send(Some(line)).is_err() || done {
-                return;
+            if !serving {
+                serving = line.starts_with("serving until Ctrl-C");
+                let _ = tx.send(Some(line));
             }
         }
         let _ = tx.send(None);
@@ -134,6 +136,13 @@ fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
         let total: u64 =
             states.split(r#"data-value=""#).skip(1).filter_map(|s| s.split('"').next()?.parse::<u64>().ok()).sum();
         assert_eq!(total, opened, "{name}: the console's cases by state add up to the cases opened:\n{page}");
+        // 12 subscribers: k = 0, 5, 10 opted out; 3, 6, 9 opted in; the other six have no record.
+        for (label, n) in [("opt-out", 3), ("opt-in", 3), ("no-record", 6)] {
+            assert!(
+                page.contains(&format!(r#"data-label="{label}" data-value="{n}""#)),
+                "{name} consent {label}:\n{page}"
+            );
+        }
     }
     drop(demo);
 }
