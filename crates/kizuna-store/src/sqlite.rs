@@ -554,8 +554,11 @@ fn stored_from_row(r: &rusqlite::Row<'_>, member: Option<Option<MemberId>>) -> R
 
 /// The lowest and highest lookup block in `table` (`obs_ids` or `obs_ips`), if any.
 fn block_range(c: &Connection, table: &str) -> Result<Option<(i64, i64)>> {
+    // Two subqueries, not `SELECT min(blk), max(blk)`: SQLite answers a lone min() or max() from
+    // the primary key's first column in one seek, but both in one select scan the whole table
+    // (1.2 s at 9M observations against 8 ms).
     let (lo, hi): (Option<i64>, Option<i64>) = c
-        .prepare_cached(&format!("SELECT min(blk), max(blk) FROM {table}"))
+        .prepare_cached(&format!("SELECT (SELECT min(blk) FROM {table}), (SELECT max(blk) FROM {table})"))
         .sql()?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .sql()?;
