@@ -221,6 +221,7 @@ pub fn bind_conf(dir: &Path, port: u16, rndc_port: u16, rpz: &[BindRpz<'_>], ser
   dnssec-validation no;
   notify no;
   max-cache-ttl 60;
+  serial-query-rate 1000;
 {rp}}};
 key \"rndc-key\" {{ algorithm hmac-sha256; secret \"{KEY_SECRET}\"; }};
 controls {{ inet 127.0.0.1 port {rndc_port} allow {{ 127.0.0.1; }} keys {{ \"rndc-key\"; }}; }};
