@@ -131,6 +131,9 @@ pub struct Limits {
     pub read_timeout_ms: u64,
     /// Longest time for one whole fetch, milliseconds.
     pub total_timeout_ms: u64,
+    /// How long an idle keep-alive connection is kept for the next request to its host,
+    /// milliseconds.
+    pub idle_connection_ms: u64,
 }
 
 impl Default for Limits {
@@ -144,6 +147,7 @@ impl Default for Limits {
             connect_timeout_ms: 5_000,
             read_timeout_ms: 10_000,
             total_timeout_ms: 30_000,
+            idle_connection_ms: 5_000,
         }
     }
 }

@@ -138,8 +138,10 @@ impl Fetcher {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_millis(l.connect_timeout_ms))
             .read_timeout(Duration::from_millis(l.read_timeout_ms))
-            .timeout(Duration::from_millis(l.total_timeout_ms))
+            // The total timeout is the fetch's own deadline (`Fetcher::fetch`): one timer, not two.
             .pool_max_idle_per_host(config.rate.per_host_concurrency)
+            // Most hosts of a crawl are visited once: do not keep their connections for long.
+            .pool_idle_timeout(Duration::from_millis(l.idle_connection_ms))
             .no_proxy()
             .tls_backend_preconfigured(tls);
         for (name, addr) in &config.resolve {
@@ -160,6 +162,9 @@ impl Fetcher {
 
     fn gate(&self, host: &str) -> Arc<HostGate> {
         let mut g = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(gate) = g.get(host) {
+            return gate.clone();
+        }
         g.entry(host.to_owned())
             .or_insert_with(|| {
                 Arc::new(HostGate {
@@ -243,6 +248,11 @@ impl Fetcher {
             self.max_download
         };
         let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        // One allocation when the length is announced (bounded by the cap, and by 1 MiB so that
+        // a lying Content-Length cannot make the crawler reserve much).
+        if let Some(len) = resp.content_length() {
+            out.body.reserve_exact(usize::try_from(len).unwrap_or(usize::MAX).min(cap).min(1 << 20));
+        }
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {

@@ -8,7 +8,9 @@
 use std::cell::RefCell;
 use std::sync::LazyLock;
 
-use lol_html::{HtmlRewriter, Settings, element, text};
+use std::borrow::Cow;
+
+use lol_html::{ElementContentHandlers, HtmlRewriter, Selector, Settings, text};
 use regex::Regex;
 
 /// Why a URL was followed: the edge label of the chain graph.
@@ -95,8 +97,11 @@ const DOWNLOAD_EXT: &[&str] = &[
 
 /// Whether a path looks like an executable or archive download.
 pub fn looks_like_download(url: &str) -> bool {
-    let path = url.split(['?', '#']).next().unwrap_or("").to_ascii_lowercase();
-    DOWNLOAD_EXT.iter().any(|e| path.ends_with(e))
+    // Called for every link of every page: no allocation.
+    let path = url.split(['?', '#']).next().unwrap_or("").as_bytes();
+    DOWNLOAD_EXT
+        .iter()
+        .any(|e| path.len() >= e.len() && path[path.len() - e.len()..].eq_ignore_ascii_case(e.as_bytes()))
 }
 
 /// `0;url=…` (meta refresh content or Refresh header) → the URL.
@@ -152,6 +157,34 @@ fn style_hidden(s: &str) -> bool {
         || s.contains("height='0")
 }
 
+/// The selectors, parsed once (parsing them for every page showed up in profiles).
+struct Selectors {
+    frame: Selector,
+    script: Selector,
+    meta: Selector,
+    plugin: Selector,
+    link: Selector,
+}
+
+static SELECTORS: LazyLock<Selectors> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // constant selectors; the unit tests run them
+    let p = |s: &str| s.parse::<Selector>().unwrap();
+    Selectors {
+        frame: p("iframe[src], frame[src]"),
+        script: p("script[src]"),
+        meta: p("meta[http-equiv]"),
+        plugin: p("object[data], embed[src], applet[code], applet[archive]"),
+        link: p("a[href]"),
+    }
+});
+
+/// An element handler (what `lol_html::element!` builds, minus the selector parsing).
+fn on_element<'h>(
+    f: impl FnMut(&mut lol_html::html_content::Element<'_, '_>) -> lol_html::HandlerResult + 'h,
+) -> ElementContentHandlers<'h> {
+    ElementContentHandlers::default().element(f)
+}
+
 /// Scans a page. `page_host` decides which `<script src>` count as "from another host".
 pub fn scan(body: &[u8], page_host: &str) -> PageLinks {
     let found = RefCell::new(Vec::<Found>::new());
@@ -165,40 +198,52 @@ pub fn scan(body: &[u8], page_host: &str) -> PageLinks {
             }
         }
     };
+    let sel = &*SELECTORS;
+    let on = |s: &'static Selector| Cow::Borrowed(s);
     let result = {
         let mut rw = HtmlRewriter::new(
             Settings::new()
-                .append_element_content_handler(element!("iframe[src], frame[src]", |el| {
-                    let hidden = tiny(el.get_attribute("width"))
-                        || tiny(el.get_attribute("height"))
-                        || el.get_attribute("style").is_some_and(|s| style_hidden(&s))
-                        || el.has_attribute("hidden");
-                    push(el.get_attribute("src"), Reason::Iframe, hidden);
-                    Ok(())
-                }))
-                .append_element_content_handler(element!("script[src]", |el| {
-                    if let Some(src) = el.get_attribute("src") {
-                        let other = match url_host(&src) {
-                            Some(h) => !h.eq_ignore_ascii_case(page_host),
-                            None => false,
-                        };
-                        if other {
-                            push(Some(src), Reason::ScriptSrc, false);
+                .append_element_content_handler((
+                    on(&sel.frame),
+                    on_element(|el| {
+                        let hidden = tiny(el.get_attribute("width"))
+                            || tiny(el.get_attribute("height"))
+                            || el.get_attribute("style").is_some_and(|s| style_hidden(&s))
+                            || el.has_attribute("hidden");
+                        push(el.get_attribute("src"), Reason::Iframe, hidden);
+                        Ok(())
+                    }),
+                ))
+                .append_element_content_handler((
+                    on(&sel.script),
+                    on_element(|el| {
+                        if let Some(src) = el.get_attribute("src") {
+                            let other = url_host(&src).is_some_and(|h| !h.eq_ignore_ascii_case(page_host));
+                            if other {
+                                push(Some(src), Reason::ScriptSrc, false);
+                            }
                         }
-                    }
-                    Ok(())
-                }))
-                .append_element_content_handler(element!("meta[http-equiv]", |el| {
-                    let is_refresh =
-                        el.get_attribute("http-equiv").is_some_and(|v| v.trim().eq_ignore_ascii_case("refresh"));
-                    if is_refresh {
-                        push(el.get_attribute("content").and_then(|c| refresh_target(&c)), Reason::MetaRefresh, false);
-                    }
-                    Ok(())
-                }))
-                .append_element_content_handler(element!(
-                    "object[data], embed[src], applet[code], applet[archive]",
-                    |el| {
+                        Ok(())
+                    }),
+                ))
+                .append_element_content_handler((
+                    on(&sel.meta),
+                    on_element(|el| {
+                        let is_refresh =
+                            el.get_attribute("http-equiv").is_some_and(|v| v.trim().eq_ignore_ascii_case("refresh"));
+                        if is_refresh {
+                            push(
+                                el.get_attribute("content").and_then(|c| refresh_target(&c)),
+                                Reason::MetaRefresh,
+                                false,
+                            );
+                        }
+                        Ok(())
+                    }),
+                ))
+                .append_element_content_handler((
+                    on(&sel.plugin),
+                    on_element(|el| {
                         let u = el
                             .get_attribute("data")
                             .or_else(|| el.get_attribute("src"))
@@ -206,16 +251,19 @@ pub fn scan(body: &[u8], page_host: &str) -> PageLinks {
                             .or_else(|| el.get_attribute("code"));
                         push(u, Reason::Embed, false);
                         Ok(())
-                    }
+                    }),
                 ))
-                .append_element_content_handler(element!("a[href]", |el| {
-                    if let Some(h) = el.get_attribute("href")
-                        && (looks_like_download(&h) || el.has_attribute("download"))
-                    {
-                        push(Some(h), Reason::Download, false);
-                    }
-                    Ok(())
-                }))
+                .append_element_content_handler((
+                    on(&sel.link),
+                    on_element(|el| {
+                        if let Some(h) = el.get_attribute("href")
+                            && (looks_like_download(&h) || el.has_attribute("download"))
+                        {
+                            push(Some(h), Reason::Download, false);
+                        }
+                        Ok(())
+                    }),
+                ))
                 .append_element_content_handler(text!("script", |t| {
                     let mut s = script.borrow_mut();
                     s.push_str(t.as_str());
@@ -237,7 +285,7 @@ pub fn scan(body: &[u8], page_host: &str) -> PageLinks {
 }
 
 /// The host of an absolute or scheme-relative URL (None for a relative one).
-fn url_host(u: &str) -> Option<String> {
+fn url_host(u: &str) -> Option<&str> {
     let u = u.trim();
     let rest = if let Some(r) = u.strip_prefix("//") {
         r
@@ -251,7 +299,7 @@ fn url_host(u: &str) -> Option<String> {
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
     let host = if host.starts_with('[') { host } else { host.split(':').next().unwrap_or("") };
-    Some(host.to_owned())
+    Some(host)
 }
 
 #[cfg(test)]
