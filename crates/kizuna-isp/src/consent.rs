@@ -337,6 +337,15 @@ impl AgentStore {
         self.read(|c| Ok(c.query_row("SELECT coalesce(max(id), 0) FROM consent", [], |r| r.get(0))?))
     }
 
+    /// (subscribers, newest `updated`) of the directory: changes with every import.
+    pub fn directory_version(&self) -> Result<(u64, i64)> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT count(*), coalesce(max(updated), 0) FROM subscribers", [], |r| {
+                Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?))
+            })?)
+        })
+    }
+
     /// Every session key of the directory → subscriber id.
     pub fn subscriber_keys(&self) -> Result<HashMap<String, String>> {
         self.read(|c| {
@@ -551,21 +560,38 @@ fn passthru_of(
     basis: Basis,
     always: &[ipnet::IpNet],
 ) -> Result<Vec<ipnet::IpNet>> {
+    Ok(passthru_with(&filtered_keys(store, basis)?, holders, always))
+}
+
+/// Session key → filtered (the directory joined with the decisions in force).
+fn filtered_keys(store: &AgentStore, basis: Basis) -> Result<HashMap<String, bool>> {
     let keys = store.subscriber_keys()?;
     let current = store.consent_current(PROTECTIVE_DNS)?;
+    Ok(keys
+        .into_iter()
+        .map(|(key, sub)| {
+            let status = current.get(&sub).map(|r| r.consent.status).unwrap_or(basis.default_status());
+            (key, status == Status::OptIn)
+        })
+        .collect())
+}
+
+fn passthru_with(
+    filtered: &HashMap<String, bool>,
+    holders: Vec<(String, ipnet::IpNet)>,
+    always: &[ipnet::IpNet],
+) -> Vec<ipnet::IpNet> {
     let mut out: Vec<ipnet::IpNet> = always.to_vec();
-    // An address with two possible holders (a handover) is exempt if either did not consent.
+    // An address with two possible holders (a handover) is exempt if either did not consent;
+    // a key the directory does not know is never filtered.
     for (key, net) in holders {
-        let filtered = keys.get(&key).is_some_and(|sub| {
-            current.get(sub).map(|r| r.consent.status).unwrap_or(basis.default_status()) == Status::OptIn
-        });
-        if !filtered {
+        if !filtered.get(&key).copied().unwrap_or(false) {
             out.push(net);
         }
     }
     out.sort_unstable();
     out.dedup();
-    Ok(out)
+    out
 }
 
 /// The agent's own authoritative primary for the client zone (kizuna-dns), rebuilt when the
@@ -581,7 +607,11 @@ pub struct ClientZone {
     wake: std::sync::Arc<tokio::sync::Notify>,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     last: std::sync::Mutex<Option<LastBuild>>,
+    filter_cache: std::sync::Mutex<Option<FilterCache>>,
 }
+
+/// (register version, directory version, key → filtered).
+type FilterCache = (i64, (u64, i64), std::sync::Arc<HashMap<String, bool>>);
 
 /// What the current version was built from (a rebuild with the same inputs is skipped).
 struct LastBuild {
@@ -647,6 +677,7 @@ impl ClientZone {
             wake: agent.consent_changed.clone(),
             clock: agent.clock.clone(),
             last: std::sync::Mutex::new(None),
+            filter_cache: std::sync::Mutex::new(None),
         }))
     }
 
@@ -674,7 +705,8 @@ impl ClientZone {
                 ));
             }
         }
-        let clients = passthru_of(&self.store, holders.clone(), self.basis, &self.section.always_passthru)?;
+        let filtered = self.filtered_keys(consent_version)?;
+        let clients = passthru_with(&filtered, holders.clone(), &self.section.always_passthru);
         let zone = kizuna_rpz::client_passthru_zone(&self.section.policy(), &clients)
             .map_err(|e| Error::Config(format!("client_zone: {e}")))?;
         let out = self.primary.publish(&zone).map_err(|e| Error::Store(format!("client zone: {e}")))?;
@@ -685,6 +717,22 @@ impl ClientZone {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(LastBuild { consent_version, holders, passthru: clients.len(), at: std::time::Instant::now() });
         Ok((out, clients.len()))
+    }
+
+    /// Key → filtered, reloaded only when the register or the directory changed (sessions
+    /// change far more often than either).
+    fn filtered_keys(&self, consent_version: i64) -> Result<std::sync::Arc<HashMap<String, bool>>> {
+        let dir = self.store.directory_version()?;
+        let mut cache = self.filter_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, d, m)) = cache.as_ref()
+            && *v == consent_version
+            && *d == dir
+        {
+            return Ok(m.clone());
+        }
+        let m = std::sync::Arc::new(filtered_keys(&self.store, self.basis)?);
+        *cache = Some((consent_version, dir, m.clone()));
+        Ok(m)
     }
 
     /// Binds the configured address (UDP and TCP).
