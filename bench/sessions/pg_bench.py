@@ -10,6 +10,7 @@ kizuna applies with clock_skew = 0). Every answer is checked against kizuna's.
 usage: pg_bench.py DATA_DIR DSN CONNECTIONS OUT_MD
 """
 import datetime as dt
+import os
 import sys
 import threading
 import time
@@ -64,13 +65,18 @@ def main():
     # Warm-up (the prepared plan, the cache), then the timed run.
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(QUERY, ([x[0] for x in batches[0]], [x[1] for x in batches[0]]))
-    t = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(conns)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    lookup_s = time.perf_counter() - t
+    # Best of REPEAT timed passes, as the kizuna side (sessions_bench --repeat): the machine is
+    # shared and the fastest pass is the least disturbed one.
+    repeat = int(os.environ.get("BENCH_REPEAT", "3"))
+    lookup_s = float("inf")
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(conns)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        lookup_s = min(lookup_s, time.perf_counter() - t)
 
     mismatches = 0
     for batch, ans in zip(batches, answers):

@@ -95,42 +95,46 @@ struct Cand {
     who: u128,
 }
 
-/// Candidates of one lookup: inline up to 16 (no allocation), then on the heap.
+/// Candidates of one lookup, in a buffer reused from lookup to lookup on each thread (an inline
+/// array had to be zeroed, 1 KiB, on every lookup; this costs a thread-local swap).
 struct Cands {
-    inline: [Cand; 16],
-    len: usize,
-    spill: Vec<Cand>,
+    v: Vec<Cand>,
+}
+
+thread_local! {
+    static SPARE_CANDS: std::cell::Cell<Vec<Cand>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 impl Cands {
     fn new() -> Self {
-        Cands { inline: [Cand::default(); 16], len: 0, spill: Vec::new() }
+        let mut v = SPARE_CANDS.take();
+        v.clear();
+        Cands { v }
     }
 
     #[inline]
     fn push(&mut self, c: Cand) {
-        if self.len < 16 {
-            self.inline[self.len] = c;
-        } else {
-            if self.spill.is_empty() {
-                self.spill.extend_from_slice(&self.inline);
-            }
-            self.spill.push(c);
-        }
-        self.len += 1;
+        self.v.push(c);
     }
 
     fn clear(&mut self) {
-        self.len = 0;
-        self.spill.clear();
+        self.v.clear();
     }
 
     fn is_empty(&self) -> bool {
-        self.len == 0
+        self.v.is_empty()
     }
 
     fn as_mut(&mut self) -> &mut [Cand] {
-        if self.len > 16 { &mut self.spill } else { &mut self.inline[..self.len] }
+        &mut self.v
+    }
+}
+
+impl Drop for Cands {
+    fn drop(&mut self) {
+        if self.v.capacity() <= 1024 {
+            SPARE_CANDS.set(std::mem::take(&mut self.v));
+        }
     }
 }
 
@@ -648,17 +652,51 @@ impl SessionIndex {
         out
     }
 
-    /// Loads the first cache lines a group of lookups will need, all at once: the loads are
-    /// independent, so the CPU waits for memory once per group instead of once per lookup.
+    /// Loads the cache lines a group of lookups will need, stage by stage for the whole group
+    /// (first-level buckets, then index entries, then sessions): the loads of one stage are
+    /// independent, so the CPU waits for memory about once per stage and group instead of three
+    /// times per lookup.
     fn touch(&self, queries: &[(IpAddr, Option<u16>, Timestamp)], group: &[u32]) {
-        let mut x = 0u32;
+        let mut buckets: [&[(u32, u32)]; GROUP] = [&[]; GROUP];
+        let mut addrs = [0u32; GROUP];
+        let mut n = 0;
         for &i in group {
-            if let IpAddr::V4(a) = canonical_ip(queries[i as usize].0)
-                && let Some(b) = self.v4.bucket(u32::from(a))
-            {
-                for &(_, id) in b.iter().take(GROUP) {
+            if let IpAddr::V4(a) = canonical_ip(queries[i as usize].0) {
+                addrs[n] = u32::from(a);
+                n += 1;
+            }
+        }
+        // Stage 1: the lookup table slots (the bucket bounds).
+        for k in 0..n {
+            if let Some(b) = self.v4.bucket(addrs[k]) {
+                buckets[k] = b;
+            }
+        }
+        // Stage 2: the index entries of each address (its sessions' ids).
+        let mut x = 0u32;
+        let mut span = [(0u32, 0u32); GROUP];
+        for k in 0..n {
+            let b = buckets[k];
+            let j = b.partition_point(|e| e.0 < addrs[k]);
+            let run = &b[j..];
+            let len = run.iter().take(GROUP).take_while(|e| e.0 == addrs[k]).count();
+            if len > 0 {
+                let (lo, hi) = run[..len].iter().fold((u32::MAX, 0), |(lo, hi), e| (lo.min(e.1), hi.max(e.1)));
+                span[k] = (lo, hi);
+            } else {
+                span[k] = (1, 0);
+            }
+        }
+        // Stage 3: the sessions. After `compact` an address's sessions are neighbours, so
+        // touching every other one covers their cache lines (28-byte sessions, 64-byte lines).
+        for &(lo, hi) in &span[..n] {
+            if hi >= lo && hi - lo < 64 {
+                let mut id = lo;
+                while id <= hi {
                     x ^= self.sessions[id as usize].start;
+                    id += 2;
                 }
+                x ^= self.sessions[hi as usize].start;
             }
         }
         std::hint::black_box(x);
@@ -954,6 +992,18 @@ impl SessionIndex {
 }
 
 fn address_order(queries: &[(IpAddr, Option<u16>, Timestamp)]) -> Vec<u32> {
+    // All IPv4 (the usual case): sort packed u64 keys (address, position), half the work.
+    let mut packed: Vec<u64> = Vec::with_capacity(queries.len());
+    for (i, q) in queries.iter().enumerate() {
+        match canonical_ip(q.0) {
+            IpAddr::V4(a) if u32::try_from(i).is_ok() => packed.push((u64::from(u32::from(a)) << 32) | i as u64),
+            _ => break,
+        }
+    }
+    if packed.len() == queries.len() {
+        packed.sort_unstable();
+        return packed.into_iter().map(|k| k as u32).collect();
+    }
     let mut order: Vec<(u128, u32)> =
         queries.iter().enumerate().map(|(i, q)| (ip_key(canonical_ip(q.0)), i as u32)).collect();
     order.sort_unstable();
