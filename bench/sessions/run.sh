@@ -28,7 +28,13 @@ if ! "$VENV/bin/python" -c 'import psycopg' 2>/dev/null; then
 fi
 
 cd "$ROOT"
-cargo run --release -q -p kizuna-sessions --example sessions_bench -- "$DATA" "$@"
+# SESSIONS_BENCH_BIN: an already built target/release/examples/sessions_bench (when another
+# build holds cargo's lock).
+if [ -n "${SESSIONS_BENCH_BIN:-}" ]; then
+    "$SESSIONS_BENCH_BIN" "$DATA" "$@"
+else
+    cargo run --release -q -p kizuna-sessions --example sessions_bench -- "$DATA" "$@"
+fi
 
 PGDATA="$DATA/pgdata"
 rm -rf "$PGDATA"
