@@ -27,6 +27,7 @@ for env in as_pages(col.get_objects, per_request=limit):
     n += len(objs)
     for o in objs:
         ids.add(o["id"])
+    print(f"page {pages}: {len(objs)} objects, {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
     if max_pages and pages >= max_pages:
         complete = not env.get("more", False)
         break

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 OBJECTS="${OBJECTS:-100000}"
 MEDALLION_OBJECTS="${MEDALLION_OBJECTS:-5000}"
 MEDALLION_PAGES="${MEDALLION_PAGES:-0}"
-scripts/setup-test-deps.sh
+[ -n "${SKIP_SETUP:-}" ] || scripts/setup-test-deps.sh
 PY=.venv-test/bin/python
 cargo build -q --release -p kizuna-taxii --example taxii_bench
 work=$(mktemp -d)
