@@ -6,8 +6,7 @@
 //! `/metrics`, and a new hub process over the same store resumes from the saved `added_after`
 //! instead of reading everything again.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,85 +17,19 @@ use kizuna_store::indicators::IndicatorStore;
 use kizuna_store::sqlite::SqliteStore;
 use kizuna_store::{HubStore, Store};
 use kizuna_taxii::client::{self, ClientAuth, RemoteCollection};
-use serde_json::{Value, json};
+use kizuna_testkit::medallion::{Medallion, domain_indicator, one_collection};
+use serde_json::Value;
 
 const COLLECTION: &str = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
 
-fn venv() -> PathBuf {
-    std::env::var_os("KIZUNA_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test"))
-}
-
-struct Medallion {
-    base: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Medallion {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn indicator(i: usize) -> Value {
-    let t = format!("2026-03-05T00:{:02}:{:02}.000Z", (i / 60) % 60, i % 60);
-    json!({
-        "type": "indicator", "spec_version": "2.1",
-        "id": format!("indicator--{:08x}-0000-4000-8000-{:012x}", i, i),
-        "created": t, "modified": t,
-        "pattern": format!("[domain-name:value = 'h{i}.sched-bad.example']"),
-        "pattern_type": "stix", "valid_from": t, "valid_until": "2099-01-01T00:00:00.000Z",
-        "object_marking_refs": ["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]
-    })
+    domain_indicator(i, "sched-bad.example")
 }
 
+/// medallion serving `n` indicators in pages of at most 50.
 fn medallion(n: usize) -> Medallion {
     let objects: Vec<Value> = (0..n).map(indicator).collect();
-    let manifest: Vec<Value> = objects
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            json!({"id": o["id"], "version": o["modified"], "media_type": "application/stix+json;version=2.1",
-                   "date_added": format!("2026-03-05T01:{:02}:{:02}.000000Z", (i / 60) % 60, i % 60)})
-        })
-        .collect();
-    let data = json!({
-        "/discovery": {"title": "partner", "default": "http://127.0.0.1/tg/", "api_roots": []},
-        "tg": {
-            "information": {"title": "partner root", "versions": ["application/taxii+json;version=2.1"], "max_content_length": 10485760},
-            "status": [],
-            "collections": [{"id": COLLECTION, "title": "partner indicators", "can_read": true, "can_write": true,
-                             "media_types": ["application/stix+json;version=2.1"], "objects": objects, "manifest": manifest}]
-        }
-    });
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data_path = dir.path().join("data.json");
-    std::fs::write(&data_path, data.to_string()).expect("data");
-    let conf = json!({
-        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
-                    "filename": data_path.to_str().expect("path")},
-        "users": {"admin": "Password0"},
-        "taxii": {"max_page_size": 50}
-    });
-    let conf_path = dir.path().join("medallion.json");
-    std::fs::write(&conf_path, conf.to_string()).expect("conf");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let child = Command::new(venv().join("bin/medallion"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log-level", "WARN"])
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start medallion (run scripts/setup-test-deps.sh)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "medallion did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Medallion { base: format!("http://127.0.0.1:{port}"), child, _dir: dir }
+    Medallion::start(&one_collection(COLLECTION, &objects), 50)
 }
 
 struct Running {

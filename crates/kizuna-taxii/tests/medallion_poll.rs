@@ -9,43 +9,20 @@ mod common;
 use kizuna_model::{Timestamp, Tlp};
 use kizuna_stix::ImportOptions;
 use kizuna_taxii::client::{self, ClientAuth, PollState, RemoteCollection};
-use serde_json::{Value, json};
+use kizuna_testkit::medallion::{domain_indicator, one_collection};
+use serde_json::Value;
 
 const COLLECTION: &str = "5b4f3c2a-1d0e-4f9a-8b7c-6d5e4f3a2b1c";
 
 fn indicator(i: usize) -> Value {
-    let t = format!("2026-03-05T00:{:02}:{:02}.000Z", (i / 60) % 60, i % 60);
-    json!({
-        "type": "indicator", "spec_version": "2.1",
-        "id": format!("indicator--{:08x}-0000-4000-8000-{:012x}", i, i),
-        "created": t, "modified": t,
-        "pattern": format!("[domain-name:value = 'h{i}.partner-bad.example']"),
-        "pattern_type": "stix", "valid_from": t,
-        "object_marking_refs": ["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]
-    })
+    domain_indicator(i, "partner-bad.example")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polls_medallion_incrementally() {
     let n = 250;
     let objects: Vec<Value> = (0..n).map(indicator).collect();
-    let manifest: Vec<Value> = objects
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            json!({"id": o["id"], "version": o["modified"], "media_type": "application/stix+json;version=2.1",
-                   "date_added": format!("2026-03-05T01:{:02}:{:02}.000000Z", (i / 60) % 60, i % 60)})
-        })
-        .collect();
-    let data = json!({
-        "/discovery": {"title": "partner", "default": "http://127.0.0.1/tg/", "api_roots": []},
-        "tg": {
-            "information": {"title": "partner root", "versions": ["application/taxii+json;version=2.1"], "max_content_length": 10485760},
-            "status": [],
-            "collections": [{"id": COLLECTION, "title": "partner indicators", "can_read": true, "can_write": true,
-                             "media_types": ["application/stix+json;version=2.1"], "objects": objects, "manifest": manifest}]
-        }
-    });
+    let data = one_collection(COLLECTION, &objects);
     let m = tokio::task::spawn_blocking(move || common::medallion(&data, 100)).await.expect("medallion");
     let rc = RemoteCollection {
         url: format!("{}/tg/collections/{COLLECTION}/", m.base),

@@ -1,5 +1,26 @@
 //! Helpers shared by kizuna's integration tests (a dev-dependency only; nothing ships it).
 
+use std::path::{Path, PathBuf};
+
+pub mod medallion;
+
+/// The virtual environment `scripts/setup-test-deps.sh` fills with the Python peers
+/// (medallion, taxii2-client, stix2, PyMISP, aiosmtpd…); `KIZUNA_TEST_VENV` overrides it.
+pub fn venv() -> PathBuf {
+    std::env::var_os("KIZUNA_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test"))
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
 /// Installs the process-wide rustls provider (ring). With the workspace's features unified,
 /// reqwest is built with `rustls-no-provider`, and building any client panics without one.
 pub fn install_tls_provider() {

@@ -10,23 +10,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use kizuna_testkit::medallion::{Medallion, domain_indicator, one_collection};
+use kizuna_testkit::{free_port, venv};
 use serde_json::{Value, json};
 
 const ORG: &str = "Example ISAC";
 const CONTACT: &str = "csirt@isac.example";
 const COLLECTION: &str = "3e5d7c9b-1a2f-4e6d-8c0b-5a4f3e2d1c0b";
-
-fn venv() -> PathBuf {
-    std::env::var_os("KIZUNA_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test"))
-}
 
 fn python(script: &str, args: &[&str]) -> String {
     let py = venv().join("bin/python");
@@ -235,10 +231,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
     while t.elapsed() < limit {
@@ -271,58 +263,15 @@ fn basic(user: &str, pw: &str) -> String {
 }
 
 fn indicator(i: usize) -> Value {
-    let t = format!("2026-03-05T00:{:02}:{:02}.000Z", (i / 60) % 60, i % 60);
-    json!({
-        "type": "indicator", "spec_version": "2.1",
-        "id": format!("indicator--{:08x}-0000-4000-8000-{:012x}", i, i),
-        "created": t, "modified": t,
-        "pattern": format!("[domain-name:value = 'h{i}.polled-bad.example']"),
-        "pattern_type": "stix", "valid_from": t, "valid_until": "2099-01-01T00:00:00.000Z",
-        "object_marking_refs": ["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]
-    })
+    domain_indicator(i, "polled-bad.example")
 }
 
 /// medallion's memory backend on a loopback port with `n` indicators, pages of at most 40.
-fn medallion(dir: &Path, n: usize) -> (Proc, SocketAddr) {
+fn medallion(n: usize) -> (Medallion, SocketAddr) {
     let objects: Vec<Value> = (0..n).map(indicator).collect();
-    let manifest: Vec<Value> = objects
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            json!({"id": o["id"], "version": o["modified"], "media_type": "application/stix+json;version=2.1",
-                   "date_added": format!("2026-03-05T01:{:02}:{:02}.000000Z", (i / 60) % 60, i % 60)})
-        })
-        .collect();
-    let data = json!({
-        "/discovery": {"title": "partner", "default": "http://127.0.0.1/tg/", "api_roots": []},
-        "tg": {
-            "information": {"title": "partner root", "versions": ["application/taxii+json;version=2.1"], "max_content_length": 10485760},
-            "status": [],
-            "collections": [{"id": COLLECTION, "title": "partner indicators", "can_read": true, "can_write": true,
-                             "media_types": ["application/stix+json;version=2.1"], "objects": objects, "manifest": manifest}]
-        }
-    });
-    let data_path = dir.join("medallion-data.json");
-    std::fs::write(&data_path, data.to_string()).unwrap();
-    let conf = json!({
-        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
-                    "filename": data_path.to_str().unwrap()},
-        "users": {"admin": "Password0"},
-        "taxii": {"max_page_size": 40}
-    });
-    let conf_path = dir.join("medallion.json");
-    std::fs::write(&conf_path, conf.to_string()).unwrap();
-    let port = free_port();
-    let child = Command::new(venv().join("bin/medallion"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log-level", "WARN"])
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start medallion (run scripts/setup-test-deps.sh)");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    assert!(wait_until(Duration::from_secs(30), || TcpStream::connect(addr).is_ok()), "medallion did not start");
-    (Proc(child), addr)
+    let m = Medallion::start(&one_collection(COLLECTION, &objects), 40);
+    let addr = SocketAddr::from(([127, 0, 0, 1], m.port));
+    (m, addr)
 }
 
 fn post_to_medallion(addr: SocketAddr, objects: &[Value]) {
@@ -347,7 +296,7 @@ fn metric(text: &str, series: &str) -> f64 {
 fn poll_by_url_and_by_partner_and_hub_serve_polls_on_schedule() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (_medallion, maddr) = medallion(d, 90);
+    let (_medallion, maddr) = medallion(90);
     let url = format!("http://{maddr}/tg/collections/{COLLECTION}/");
 
     // one-off polls by URL, into their own store: all, then nothing new

@@ -1,19 +1,15 @@
 //! Shared test helpers: the test venv's Python, free loopback ports, servers.
 #![allow(dead_code)]
 
-use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use kizuna_taxii::{Directory, ObjectStore, TaxiiConfig, TaxiiServer};
-
-pub fn venv() -> PathBuf {
-    std::env::var_os("KIZUNA_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test"))
-}
+#[allow(unused_imports)] // each test binary uses its own part of this module
+pub use kizuna_testkit::medallion::Medallion;
+#[allow(unused_imports)]
+pub use kizuna_testkit::{free_port, venv};
 
 pub fn python() -> PathBuf {
     let py = venv().join("bin/python");
@@ -33,10 +29,6 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// A kizuna TAXII server on a loopback port, running on its own runtime thread.
 pub struct Running {
     pub base: String,
@@ -54,51 +46,8 @@ pub async fn start(config: TaxiiConfig, store: Arc<dyn ObjectStore>, directory: 
     Running { base, _stop: tx }
 }
 
-/// medallion (the OASIS reference TAXII server) on a loopback port, killed on drop.
-pub struct Medallion {
-    pub base: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Medallion {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts medallion's memory backend on `data` (its JSON data file layout) with user
 /// admin/Password0.
 pub fn medallion(data: &serde_json::Value, max_page_size: usize) -> Medallion {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data_path = dir.path().join("data.json");
-    std::fs::write(&data_path, data.to_string()).expect("data");
-    let conf = serde_json::json!({
-        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
-                    "filename": data_path.to_str().expect("path")},
-        "users": {"admin": "Password0"},
-        "taxii": {"max_page_size": max_page_size}
-    });
-    let conf_path = dir.path().join("medallion.json");
-    std::fs::write(&conf_path, conf.to_string()).expect("conf");
-    let port = free_port();
-    let child = Command::new(venv().join("bin/medallion"))
-        .arg("--host")
-        .arg("127.0.0.1")
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--log-level")
-        .arg("WARN")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start medallion (run scripts/setup-test-deps.sh)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "medallion did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Medallion { base: format!("http://127.0.0.1:{port}"), child, _dir: dir }
+    Medallion::start(data, max_page_size)
 }
