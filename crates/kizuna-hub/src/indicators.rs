@@ -56,6 +56,10 @@ pub const ANALYST_ORIGIN: &str = "analyst";
 #[derive(Debug, Clone)]
 pub struct HubIndicators {
     policy: Arc<Policy>,
+    /// Notified after every change to the indicator set this hub makes (derivation after an
+    /// ingest commit, analyst add/withdraw/allow-list, expiry), so an in-process consumer such
+    /// as the RPZ primary republishes at once instead of at its next poll.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl HubIndicators {
@@ -71,7 +75,16 @@ impl HubIndicators {
                 "allow-list changed: indicators re-evaluated"
             );
         }
-        Ok(HubIndicators { policy: Arc::new(policy) })
+        Ok(HubIndicators { policy: Arc::new(policy), changed: Arc::new(tokio::sync::Notify::new()) })
+    }
+
+    /// The notifier woken after each change to the indicator set (see the field).
+    pub fn change_notifier(&self) -> Arc<tokio::sync::Notify> {
+        self.changed.clone()
+    }
+
+    fn changed(&self) {
+        self.changed.notify_one();
     }
 
     /// The policy.
@@ -292,6 +305,7 @@ async fn add(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: axum::body::
             )?;
             out.push(json!({"created": !existed, "record": record_json(&r, policy, true)}));
         }
+        h.indicators.changed();
         Ok(out)
     })
     .await?;
@@ -412,6 +426,7 @@ async fn withdraw(
             format!("indicator:{}", r.key_hex()),
             json!({"kind": r.indicator.kind.as_str(), "value": r.indicator.value, "reason": b.reason.trim()}),
         )?;
+        h.indicators.changed();
         Ok(record_json(&r, h.indicators.policy(), true))
     })
     .await?;
@@ -556,6 +571,7 @@ async fn allowlist_post(
             .map_err(bad)?;
         let remove = b.remove.iter().map(|s| AllowPattern::parse(s)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
         let out = edit_analyst_allowlist(h.store.as_ref(), &add, &remove, Timestamp::now())?;
+        h.indicators.changed();
         audit(
             h.store.as_ref(),
             &name,
@@ -573,9 +589,12 @@ async fn allowlist_post(
 /// The post-commit step for the ingest route: derive and upsert.
 pub(crate) fn ingest_step(hub: &Hub) -> impl Fn(&Batch) -> Result<(), String> + Sync + '_ {
     move |batch: &Batch| {
-        derive_batch(hub.store.as_ref(), hub.indicators.policy(), batch)
-            .map(|_| ())
-            .map_err(|e| format!("deriving indicators: {e}"))
+        let out = derive_batch(hub.store.as_ref(), hub.indicators.policy(), batch)
+            .map_err(|e| format!("deriving indicators: {e}"))?;
+        if out != UpsertOutcome::default() {
+            hub.indicators.changed();
+        }
+        Ok(())
     }
 }
 
@@ -586,7 +605,10 @@ pub(crate) fn spawn_expiry(hub: Arc<Hub>, every: std::time::Duration) -> tokio::
             tokio::time::sleep(every).await;
             let h = hub.clone();
             match tokio::task::spawn_blocking(move || h.store.expire_indicators(Timestamp::now())).await {
-                Ok(Ok(n)) if n > 0 => tracing::info!("indicators: {n} expired"),
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!("indicators: {n} expired");
+                    hub.indicators.changed();
+                }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!("expiring indicators: {e}"),
                 Err(e) => tracing::warn!("indicator expiry task: {e}"),

@@ -214,6 +214,12 @@ impl Hub {
         Ok(n)
     }
 
+    /// Woken after every change this hub makes to the indicator set (pass to
+    /// `kizuna_dns::Service::wake_on` so the in-process RPZ primary publishes at once).
+    pub fn indicator_change_notifier(&self) -> Arc<tokio::sync::Notify> {
+        self.indicators.change_notifier()
+    }
+
     /// The store, for route modules of other areas.
     pub fn store(&self) -> &Arc<dyn HubStore> {
         &self.store

@@ -369,6 +369,11 @@ fn serve(env: &Env, listen: Option<SocketAddr>) -> Result<ExitCode> {
     let mut metrics = kizuna_hub::Metrics::new();
     let dns = crate::dns::for_hub(env, store.clone(), &mut metrics)?;
     let hub = kizuna_hub::Hub::with_metrics(store, hub_config, env.config.ingest_settings()?, metrics)?;
+    // The primary republishes as soon as the hub changes an indicator, not at its next poll.
+    let dns = dns.map(|mut svc| {
+        svc.wake_on(hub.indicator_change_notifier());
+        svc
+    });
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
