@@ -137,6 +137,8 @@ pub trait AgentData: Send + Sync + 'static {
     fn unresolved_by_reason(&self) -> Result<Vec<(String, u64)>, String>;
     /// Consent register: subscribers by consent status.
     fn consent_counts(&self) -> Result<Vec<(String, u64)>, String>;
+    /// Blocked-site warning page views by category (counts only: no URL, no subscriber).
+    fn warning_views(&self) -> Result<Vec<(String, u64)>, String>;
     /// The agent's own daily counts (the same shape it posts to the hub) for `from..=to`.
     fn daily_counts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayStats>, String>;
 }
@@ -350,12 +352,18 @@ async fn cases(
         body.push_str("</table></section>");
         let unresolved = c.data.unresolved_by_reason().map_err(&e)?;
         let consent = c.data.consent_counts().map_err(&e)?;
+        let warnings = c.data.warning_views().map_err(&e)?;
         let bar = |v: &[(String, u64)]| v.iter().map(|(s, n)| Bar { label: s.clone(), value: *n as f64, highlight: false }).collect::<Vec<_>>();
         let _ = write!(
             body,
-            "<section>{}{}</section>",
+            "<section>{}{}{}</section>",
             svg::bars("chart-unresolved", t(lang, "members.unresolved"), &bar(&unresolved)),
-            svg::bars("chart-consent", if lang == Lang::Ja { "同意台帳" } else { "Consent register" }, &bar(&consent))
+            svg::bars("chart-consent", if lang == Lang::Ja { "同意台帳" } else { "Consent register" }, &bar(&consent)),
+            svg::bars(
+                "chart-warnings",
+                if lang == Lang::Ja { "警告ページ表示数（分類別）" } else { "Warning page views by category" },
+                &bar(&warnings)
+            )
         );
         Ok((if lang == Lang::Ja { "案件".into() } else { "Cases".into() }, body))
     })

@@ -80,6 +80,9 @@ impl AgentData for Known {
     fn consent_counts(&self) -> Result<Vec<(String, u64)>, String> {
         Ok(vec![("consented".into(), 900), ("withdrawn".into(), 3)])
     }
+    fn warning_views(&self) -> Result<Vec<(String, u64)>, String> {
+        Ok(vec![("malware-distribution".into(), 17), ("phishing".into(), 5)])
+    }
     fn daily_counts(&self, _from: NaiveDate, to: NaiveDate) -> Result<Vec<DayStats>, String> {
         Ok(vec![DayStats {
             day: to,
@@ -181,6 +184,8 @@ async fn agent_console_pages_and_login() {
     assert!(
         page.contains(r#"data-label="cgnat-no-port" data-value="2""#)
             && page.contains(r#"data-label="consented" data-value="900""#)
+            && page.contains(r#"data-label="malware-distribution" data-value="17""#)
+            && page.contains(r#"data-label="phishing" data-value="5""#)
     );
     let (_, page) = get("/console/cases?state=remediated".into(), desk.clone()).await;
     assert_eq!(page.matches(r#"<tr class="case""#).count(), 1, "state filter: {page}");

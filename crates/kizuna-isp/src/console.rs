@@ -243,6 +243,14 @@ impl AgentData for AgentConsoleData {
         Ok(vec![("opt-in".into(), n.opt_in), ("opt-out".into(), n.opt_out), ("no-record".into(), n.no_record)])
     }
 
+    fn warning_views(&self) -> Result<Vec<(String, u64)>, String> {
+        let mut by: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for (_day, category, n) in self.store.warning_views().map_err(s)? {
+            *by.entry(category).or_default() += n;
+        }
+        Ok(by.into_iter().collect())
+    }
+
     fn daily_counts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayStats>, String> {
         let (f, t) = (from.format("%Y-%m-%d").to_string(), to.format("%Y-%m-%d").to_string());
         let counts = self.store.daily_counts(&f, &t).map_err(s)?;

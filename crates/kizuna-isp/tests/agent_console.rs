@@ -146,6 +146,10 @@ async fn agent_console_shows_the_stores_numbers() {
     };
     store.record_consent(&consent("S-1", Status::OptOut), now, "test").unwrap();
     store.record_consent(&consent("S-2", Status::OptIn), now, "test").unwrap();
+    // Warning-page views on two days: the console sums them per category.
+    store.count_warning_view("phishing", now).unwrap();
+    store.count_warning_view("phishing", Timestamp::from_micros(now.as_micros() - 86_400_000_000)).unwrap();
+    store.count_warning_view("malware-distribution", now).unwrap();
 
     let clock = ManualClock::new(now);
     let agent = Agent::new(cfg, store.clone(), Arc::new(NoSessions), Arc::new(clock), false).unwrap();
@@ -199,6 +203,8 @@ async fn agent_console_shows_the_stores_numbers() {
     assert!(page.contains(r#"data-label="opt-out" data-value="1""#), "{page}");
     assert!(page.contains(r#"data-label="opt-in" data-value="1""#), "{page}");
     assert!(page.contains(r#"data-label="no-record" data-value="1""#), "{page}");
+    assert!(page.contains(r#"data-label="phishing" data-value="2""#), "warning views summed over days: {page}");
+    assert!(page.contains(r#"data-label="malware-distribution" data-value="1""#), "{page}");
     assert_eq!(page.matches(r#"<tr class="case""#).count(), 2);
     assert!(!page.contains("MARKER-name"), "no subscriber names on the console");
     assert!(page.contains("ISP-A 不正通信対策"));
