@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use kizuna_model::{ClassificationType, Indicator, IndicatorKind, Timestamp, Tlp};
+use kizuna_model::{ClassificationType, Indicator, IndicatorKind, LegalBasis, Timestamp, Tlp};
 use serde_json::{Map, Value, json};
 
 use crate::aliases::AliasTable;
@@ -70,7 +70,12 @@ pub struct ExportItem<'a> {
     pub purpose: Option<&'a str>,
 }
 
-/// An aggregate of observations of one value, exported as observed-data and a sighting.
+/// An aggregate of observations of one value, exported as observed-data and a sighting of the
+/// value's indicator (`sighting_of_ref` is the indicator's id, UUIDv5 of its key, so the
+/// sighting refers to the same object an export of the indicator carries).
+///
+/// The object ids derive from the indicator, the sighting organisation and the TLP, so a new
+/// aggregate of the same indicator is a new version (`modified`) of the same objects.
 #[derive(Debug, Clone)]
 pub struct SightingItem {
     /// Kind of the value.
@@ -83,10 +88,20 @@ pub struct SightingItem {
     pub first_seen: Timestamp,
     /// Last observation.
     pub last_seen: Timestamp,
-    /// TLP of the aggregate (the narrowest of the observations).
+    /// TLP of the aggregate (the narrowest of the observations it counts).
     pub tlp: Tlp,
+    /// Sharing groups that may receive it (kizuna extension).
+    pub sharing_groups: Vec<String>,
+    /// Legal basis of acting on it (kizuna extension).
+    pub legal_basis: LegalBasis,
     /// Organisation that saw it (`None`: the producer).
     pub where_sighted: Option<String>,
+    /// The STIX `created` of the objects (fixed across versions).
+    pub created: Timestamp,
+    /// The STIX `modified` (bumps with every new aggregate).
+    pub modified: Timestamp,
+    /// Published as withdrawn (`revoked`): the indicator is no longer active.
+    pub revoked: bool,
 }
 
 /// The kizuna extension-definition object (STIX 2.1 section 7.3).
@@ -291,50 +306,15 @@ impl BundleBuilder {
         }
     }
 
-    /// Adds observed-data (with the observed SCO) and a sighting of the value's indicator.
+    /// Adds observed-data (with the observed SCO) and a sighting of the value's indicator
+    /// ([`sighting_objects`]).
     pub fn add_sighting(&mut self, s: &SightingItem) {
-        let (sco_type, contributing, sco) = sco_of(s.kind, &s.value);
-        let sco_id = ids::sco_id(sco_type, &contributing);
-        let marking = marking_id(s.tlp, self.opts.tlp_style);
         self.tlps.insert(s.tlp);
-        let mut sco = sco;
-        sco["id"] = sco_id.clone().into();
-        sco["object_marking_refs"] = json!([marking]);
-        self.push(sco);
-        let first = stix_time(s.first_seen);
-        let last = stix_time(s.last_seen.max(s.first_seen));
-        let seer = s.where_sighted.clone().unwrap_or_else(|| self.opts.producer.clone());
-        let key = kizuna_model::indicator_key(s.kind, &s.value);
-        let od_id = ids::object_id("observed-data", &format!("{sco_id}:{first}:{last}:{}", s.count));
-        self.push(json!({
-            "type": "observed-data",
-            "spec_version": "2.1",
-            "id": od_id,
-            "created_by_ref": ids::object_id("identity", &seer),
-            "created": last,
-            "modified": last,
-            "first_observed": first,
-            "last_observed": last,
-            "number_observed": s.count.clamp(1, 999_999_999),
-            "object_refs": [sco_id],
-            "object_marking_refs": [marking]
-        }));
-        self.push(json!({
-            "type": "sighting",
-            "spec_version": "2.1",
-            "id": ids::object_id("sighting", &format!("{od_id}:sighting")),
-            "created_by_ref": ids::object_id("identity", &seer),
-            "created": last,
-            "modified": last,
-            "first_seen": first,
-            "last_seen": last,
-            "count": s.count.min(999_999_999),
-            "sighting_of_ref": ids::indicator_id(&key),
-            "observed_data_refs": [od_id],
-            "where_sighted_refs": [ids::object_id("identity", &seer)],
-            "object_marking_refs": [marking]
-        }));
-        self.identities.insert(seer);
+        self.identities.insert(s.where_sighted.clone().unwrap_or_else(|| self.opts.producer.clone()));
+        self.uses_extension = true;
+        for o in sighting_objects(s, &self.opts) {
+            self.push(o);
+        }
     }
 
     /// Adds any STIX object as is.
@@ -375,6 +355,80 @@ impl BundleBuilder {
         }
         json!({ "type": "bundle", "id": format!("bundle--{}", ids::uuid_for(&h)), "objects": all })
     }
+}
+
+/// The STIX id of the sighting [`sighting_objects`] makes for `s` (stable across versions).
+pub fn sighting_id(s: &SightingItem, opts: &ExportOptions) -> String {
+    let (ind, seer) = sighting_names(s, opts);
+    ids::object_id("sighting", &format!("{ind}:{seer}:{}", s.tlp.as_str()))
+}
+
+fn sighting_names(s: &SightingItem, opts: &ExportOptions) -> (String, String) {
+    let key = kizuna_model::indicator_key(s.kind, &s.value);
+    (ids::indicator_id(&key), s.where_sighted.clone().unwrap_or_else(|| opts.producer.clone()))
+}
+
+/// The objects of one aggregate: the observed SCO, the observed-data naming it, and the
+/// sighting of the value's indicator (`where_sighted_refs` the sighting organisation, by
+/// default the producer; the kizuna extension carries sharing groups and legal basis). Every
+/// object carries the aggregate's TLP marking. The SCO has no version of its own (STIX 2.1
+/// SCOs have no `modified`); observed-data and sighting keep their ids across aggregates.
+pub fn sighting_objects(s: &SightingItem, opts: &ExportOptions) -> [Value; 3] {
+    let (sco_type, contributing, mut sco) = sco_of(s.kind, &s.value);
+    let sco_id = ids::sco_id(sco_type, &contributing);
+    let marking = marking_id(s.tlp, opts.tlp_style);
+    sco["id"] = sco_id.clone().into();
+    sco["object_marking_refs"] = json!([marking]);
+    let first = stix_time(s.first_seen);
+    let last = stix_time(s.last_seen.max(s.first_seen));
+    let created = stix_time(s.created);
+    let modified = stix_time(s.modified.max(s.created));
+    let (ind_id, seer) = sighting_names(s, opts);
+    let seer_id = ids::object_id("identity", &seer);
+    let name = format!("{ind_id}:{seer}:{}", s.tlp.as_str());
+    let od_id = ids::object_id("observed-data", &name);
+    let count = s.count.clamp(1, 999_999_999);
+    let mut od = json!({
+        "type": "observed-data",
+        "spec_version": "2.1",
+        "id": od_id,
+        "created_by_ref": seer_id,
+        "created": created,
+        "modified": modified,
+        "first_observed": first,
+        "last_observed": last,
+        "number_observed": count,
+        "object_refs": [sco_id],
+        "object_marking_refs": [marking]
+    });
+    let mut ext = Map::new();
+    ext.insert("extension_type".into(), "property-extension".into());
+    ext.insert("legal_basis".into(), s.legal_basis.as_str().into());
+    ext.insert("purpose".into(), opts.purpose.clone().into());
+    if !s.sharing_groups.is_empty() {
+        ext.insert("sharing_groups".into(), s.sharing_groups.clone().into());
+    }
+    let mut sighting = json!({
+        "type": "sighting",
+        "spec_version": "2.1",
+        "id": ids::object_id("sighting", &name),
+        "created_by_ref": seer_id,
+        "created": created,
+        "modified": modified,
+        "first_seen": first,
+        "last_seen": last,
+        "count": count,
+        "sighting_of_ref": ind_id,
+        "observed_data_refs": [od_id],
+        "where_sighted_refs": [seer_id],
+        "object_marking_refs": [marking],
+        "extensions": { KIZUNA_EXTENSION: Value::Object(ext) }
+    });
+    if s.revoked {
+        od["revoked"] = true.into();
+        sighting["revoked"] = true.into();
+    }
+    [sco, od, sighting]
 }
 
 /// The SCO of a value: (type, canonical JSON of its id-contributing properties, object).

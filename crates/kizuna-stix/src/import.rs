@@ -187,6 +187,16 @@ pub struct NotABundle(pub String);
 /// Imports a bundle (`{"type":"bundle","objects":[…]}`), a TAXII envelope
 /// (`{"objects":[…]}`), or a bare list of objects.
 pub fn import_document(doc: &Value, opts: &ImportOptions) -> Result<ImportReport, NotABundle> {
+    import_document_with_lookup(doc, opts, &|_| None)
+}
+
+/// [`import_document`] with sightings of kizuna's own indicators resolved by `own`
+/// ([`import_objects_with_lookup`]).
+pub fn import_document_with_lookup(
+    doc: &Value,
+    opts: &ImportOptions,
+    own: IndicatorLookup<'_>,
+) -> Result<ImportReport, NotABundle> {
     let objects = match doc {
         Value::Array(a) => a.as_slice(),
         Value::Object(o) => match o.get("objects") {
@@ -197,7 +207,7 @@ pub fn import_document(doc: &Value, opts: &ImportOptions) -> Result<ImportReport
         },
         _ => return Err(NotABundle("expected a JSON object or array".into())),
     };
-    Ok(import_objects(objects, opts))
+    Ok(import_objects_with_lookup(objects, &[], opts, own))
 }
 
 /// Imports a list of STIX objects; relationships, identities and markings among them are used
@@ -210,6 +220,23 @@ pub fn import_objects(objects: &[Value], opts: &ImportOptions) -> ImportReport {
 /// pages) that `objects` may reference: marking-definitions, identities, malware,
 /// relationships, indicators. Context objects are looked up, never imported.
 pub fn import_objects_with_context(objects: &[Value], context: &[Value], opts: &ImportOptions) -> ImportReport {
+    import_objects_with_lookup(objects, context, opts, &|_| None)
+}
+
+/// Finds one of kizuna's own indicator objects by its STIX id (`indicator--` UUIDv5 of the
+/// indicator key, [`crate::ids::indicator_id`]): the object as kizuna exports it, or `None`.
+pub type IndicatorLookup<'a> = &'a dyn Fn(&str) -> Option<Value>;
+
+/// [`import_objects_with_context`], where a sighting whose `sighting_of_ref` is neither among
+/// the objects or the context nor described by its observed-data is looked up with `own`
+/// among kizuna's own indicators (a partner's sighting of an indicator kizuna shared earlier)
+/// before it is rejected.
+pub fn import_objects_with_lookup(
+    objects: &[Value],
+    context: &[Value],
+    opts: &ImportOptions,
+    own: IndicatorLookup<'_>,
+) -> ImportReport {
     let mut by_id: HashMap<&str, &Value> = HashMap::new();
     for o in context.iter().chain(objects) {
         if let Some(id) = o.get("id").and_then(Value::as_str) {
@@ -240,7 +267,7 @@ pub fn import_objects_with_context(objects: &[Value], context: &[Value], opts: &
                 Ok(mut v) => report.indicators.append(&mut v),
                 Err(r) => report.rejected.push(reject(r)),
             },
-            Some("sighting") => match sighting(o, &by_id, opts) {
+            Some("sighting") => match sighting(o, &by_id, opts, own) {
                 Ok(mut v) => report.sightings.append(&mut v),
                 Err(r) => report.rejected.push(reject(r)),
             },
@@ -389,7 +416,12 @@ fn name_of(by_id: &HashMap<&str, &Value>, r: &str) -> String {
 
 /// A sighting: the values come from the sighted indicator's pattern when the indicator is
 /// among the objects (or the context), else from the SCOs of its observed-data.
-fn sighting(o: &Value, by_id: &HashMap<&str, &Value>, opts: &ImportOptions) -> Result<Vec<ImportedSighting>, String> {
+fn sighting(
+    o: &Value,
+    by_id: &HashMap<&str, &Value>,
+    opts: &ImportOptions,
+    own: IndicatorLookup<'_>,
+) -> Result<Vec<ImportedSighting>, String> {
     let id = o.get("id").and_then(Value::as_str).ok_or("sighting without id")?;
     if o.get("revoked").and_then(Value::as_bool) == Some(true) {
         return Err("revoked".into());
@@ -404,10 +436,16 @@ fn sighting(o: &Value, by_id: &HashMap<&str, &Value>, opts: &ImportOptions) -> R
     let first_seen = time("first_seen")?.or(time("created")?).unwrap_or(opts.now);
     let last_seen = time("last_seen")?.unwrap_or(first_seen).max(first_seen);
     let count = o.get("count").and_then(Value::as_u64).unwrap_or(1);
-    let target = by_id.get(of).filter(|t| t.get("type").and_then(Value::as_str) == Some("indicator"));
+    let is_indicator = |t: &Value| t.get("type").and_then(Value::as_str) == Some("indicator");
+    let target = by_id.get(of).copied().filter(|t| is_indicator(t));
     let mut category = opts.default_category;
     let mut values = Vec::new();
-    if let Some(t) = target {
+    let mut own_target = None;
+    if target.is_none() && of.starts_with("indicator--") {
+        // not received: perhaps one of kizuna's own indicators (its id is UUIDv5 of the key)
+        own_target = own(of).filter(|t| is_indicator(t) && t.get("id").and_then(Value::as_str) == Some(of));
+    }
+    if let Some(t) = target.or(own_target.as_ref()) {
         let text_ext = t.get("extensions").and_then(|e| e.get(KIZUNA_EXTENSION));
         category = text_ext
             .and_then(|e| e.get("category"))
@@ -431,7 +469,7 @@ fn sighting(o: &Value, by_id: &HashMap<&str, &Value>, opts: &ImportOptions) -> R
     }
     if values.is_empty() {
         return Err(format!(
-            "the sighted indicator {of} is not among the objects received, and no observed-data names the value"
+            "the sighted indicator {of} is not among the objects received nor one of ours, and no observed-data names the value"
         ));
     }
     let ext = o.get("extensions").and_then(|e| e.get(KIZUNA_EXTENSION));

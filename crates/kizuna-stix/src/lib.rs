@@ -27,8 +27,8 @@ pub mod pattern;
 pub mod tlp;
 
 pub use aliases::AliasTable;
-pub use export::{BundleBuilder, ExportItem, ExportOptions, Provenance, SightingItem};
-pub use import::{ImportOptions, ImportReport, ImportedIndicator, ImportedSighting, Rejection};
+pub use export::{BundleBuilder, ExportItem, ExportOptions, Provenance, SightingItem, sighting_objects};
+pub use import::{ImportOptions, ImportReport, ImportedIndicator, ImportedSighting, IndicatorLookup, Rejection};
 pub use tlp::TlpStyle;
 
 use kizuna_model::Timestamp;

@@ -99,7 +99,27 @@ fn bundle(style: TlpStyle) -> Value {
         first_seen: Timestamp::from_secs(1_772_668_800),
         last_seen: Timestamp::from_secs(1_772_755_200),
         tlp: Tlp::Amber,
+        sharing_groups: vec!["jp-isps".into()],
+        legal_basis: LegalBasis::LegitimateBusiness,
         where_sighted: Some("honeypot-operator".into()),
+        created: Timestamp::from_secs(1_772_668_800),
+        modified: Timestamp::from_secs(1_772_755_200),
+        revoked: false,
+    });
+    // the hub's own aggregate (where_sighted: the producer), withdrawn
+    b.add_sighting(&SightingItem {
+        kind: IndicatorKind::Domain,
+        value: "c2.bad.example".into(),
+        count: 3,
+        first_seen: Timestamp::from_secs(1_772_668_800),
+        last_seen: Timestamp::from_secs(1_772_672_400),
+        tlp: Tlp::Green,
+        sharing_groups: vec![],
+        legal_basis: LegalBasis::LegitimateBusiness,
+        where_sighted: None,
+        created: Timestamp::from_secs(1_772_668_800),
+        modified: Timestamp::from_secs(1_772_672_400),
+        revoked: true,
     });
     b.finish()
 }
@@ -148,9 +168,21 @@ fn exported_bundles_pass_stix2_validator_and_parse_in_stix2() {
         for t in ["indicator", "malware", "relationship", "identity", "marking-definition", "extension-definition"] {
             assert!(types.contains(t), "{t} missing");
         }
-        for t in ["sighting", "observed-data", "ipv4-addr"] {
+        for t in ["sighting", "observed-data", "ipv4-addr", "domain-name"] {
             assert!(types.contains(t), "{t} missing");
         }
+        // each sighting refers to the exported indicator of its value, seen by the named
+        // organisation or the producer
+        let sightings: Vec<&Value> = objects.iter().filter(|o| o["type"] == "sighting").collect();
+        assert_eq!(sightings.len(), 2);
+        for s in &sightings {
+            let of = s["sighting_of_ref"].as_str().expect("ref");
+            assert!(objects.iter().any(|o| o["type"] == "indicator" && o["id"] == of), "{of} not exported");
+            let seer = s["where_sighted_refs"][0].as_str().expect("seer");
+            assert!(objects.iter().any(|o| o["type"] == "identity" && o["id"] == seer), "{seer} not defined");
+        }
+        let hub = kizuna_stix::ids::object_id("identity", "kizuna-hub-a");
+        assert!(sightings.iter().any(|s| s["where_sighted_refs"] == serde_json::json!([hub]) && s["count"] == 3));
         // family names are canonical with the aliases kept
         let emotet = objects.iter().find(|o| o["type"] == "malware" && o["name"] == "emotet").expect("emotet");
         let al: Vec<&str> = emotet["aliases"].as_array().expect("aliases").iter().filter_map(|a| a.as_str()).collect();
@@ -165,7 +197,14 @@ fn export_then_import_keeps_every_label() {
     let mut opts = ImportOptions::new("kizuna-hub-a", Timestamp::from_secs(1_772_700_000));
     opts.aliases = aliases();
     let r = kizuna_stix::import::import_document(&b, &opts).expect("bundle");
-    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    // the withdrawn aggregate is not acted on; the other keeps count, TLP and groups
+    assert_eq!(r.rejected.len(), 1, "{:?}", r.rejected);
+    assert_eq!(r.rejected[0].reason, "revoked");
+    assert_eq!(r.sightings.len(), 1);
+    let s = &r.sightings[0];
+    assert_eq!((s.value.as_str(), s.count, s.tlp), ("198.51.100.7/32", 42, Tlp::Amber));
+    assert_eq!(s.sharing_groups, vec!["jp-isps".to_owned()]);
+    assert_eq!(s.where_sighted, vec!["honeypot-operator".to_owned()]);
     let orig = sample();
     assert_eq!(r.indicators.len(), orig.len());
     for (got, want) in r.indicators.iter().zip(&orig) {
@@ -442,4 +481,71 @@ fn sightings_made_by_stix2_import_as_indicator_sightings() {
     assert_eq!((s.kind, s.value.as_str()), (IndicatorKind::Ip, "203.0.113.77/32"));
     assert_eq!((s.count, s.tlp), (3, Tlp::Red));
     assert_eq!(s.as_indicator().source, "cert-y/sighting:CERT Y", "no where_sighted: the reporter");
+}
+
+const OWN_SIGHTING: &str = r#"
+import sys
+import stix2
+cert = stix2.Identity(name="CERT Z", identity_class="organization")
+s = stix2.Sighting(sighting_of_ref=sys.argv[1], count=5, first_seen="2026-03-06T01:00:00Z",
+                   last_seen="2026-03-06T02:00:00Z", where_sighted_refs=[cert], created_by_ref=cert,
+                   object_marking_refs=[stix2.TLP_GREEN])
+print(stix2.Bundle(objects=[cert, s]).serialize())
+"#;
+
+#[test]
+fn a_sighting_of_one_of_our_indicators_by_id_imports() {
+    // kizuna exported this indicator earlier; a partner's stix2 sighting names only its id
+    let mine = ind(IndicatorKind::Domain, "c2.bad.example", Tlp::Green, None);
+    let exported = kizuna_stix::export::indicator_object(
+        &ExportItem {
+            indicator: &mine,
+            created: mine.first_seen,
+            modified: mine.last_seen,
+            recipients: &[],
+            provenance: None,
+            purpose: None,
+        },
+        &ExportOptions::new("kizuna-hub-a"),
+    );
+    let id = kizuna_stix::ids::indicator_id(&mine.key());
+    assert_eq!(exported["id"], id.as_str());
+    let doc: Value = serde_json::from_str(&run_python(OWN_SIGHTING, &[&id])).expect("bundle");
+    let opts = ImportOptions::new("cert-z", Timestamp::from_secs(1_772_800_000));
+
+    // without a look-up among our own indicators: rejected, as before
+    let r = kizuna_stix::import::import_document(&doc, &opts).expect("bundle");
+    assert_eq!((r.sightings.len(), r.rejected.len()), (0, 1), "{r:?}");
+
+    let asked = std::cell::RefCell::new(Vec::new());
+    let own = |q: &str| {
+        asked.borrow_mut().push(q.to_owned());
+        (q == id).then(|| exported.clone())
+    };
+    let r = kizuna_stix::import::import_document_with_lookup(&doc, &opts, &own).expect("bundle");
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    assert_eq!(*asked.borrow(), vec![id.clone()]);
+    assert_eq!(r.sightings.len(), 1);
+    let s = &r.sightings[0];
+    assert_eq!((s.kind, s.value.as_str(), s.count, s.tlp), (IndicatorKind::Domain, "c2.bad.example", 5, Tlp::Green));
+    assert_eq!(s.category, ClassificationType::MalwareDistribution, "our indicator's category");
+    assert_eq!(s.as_indicator().key(), mine.key(), "merges into our record");
+    assert_eq!(s.as_indicator().source, "cert-z/sighting:CERT Z");
+
+    // a look-up answering with another object than the one asked for is not believed
+    let wrong = |_: &str| {
+        Some(kizuna_stix::export::indicator_object(
+            &ExportItem {
+                indicator: &ind(IndicatorKind::Domain, "other.bad.example", Tlp::Green, None),
+                created: mine.first_seen,
+                modified: mine.last_seen,
+                recipients: &[],
+                provenance: None,
+                purpose: None,
+            },
+            &ExportOptions::new("kizuna-hub-a"),
+        ))
+    };
+    let r = kizuna_stix::import::import_document_with_lookup(&doc, &opts, &wrong).expect("bundle");
+    assert_eq!((r.sightings.len(), r.rejected.len()), (0, 1), "{r:?}");
 }
