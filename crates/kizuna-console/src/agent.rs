@@ -139,6 +139,11 @@ pub trait AgentData: Send + Sync + 'static {
     fn consent_counts(&self) -> Result<Vec<(String, u64)>, String>;
     /// Blocked-site warning page views by category (counts only: no URL, no subscriber).
     fn warning_views(&self) -> Result<Vec<(String, u64)>, String>;
+    /// The agent's current day, by its own clock (a demo or test agent runs on simulated time);
+    /// the remediation charts end on it.
+    fn today(&self) -> NaiveDate {
+        Timestamp::now().to_datetime().date_naive()
+    }
     /// The agent's own daily counts (the same shape it posts to the hub) for `from..=to`.
     fn daily_counts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DayStats>, String>;
 }
@@ -422,7 +427,7 @@ async fn notice(State(c): State<Arc<AgentConsole>>, headers: HeaderMap, Path(id)
 
 async fn remediation(State(c): State<Arc<AgentConsole>>, headers: HeaderMap) -> Response {
     page(c, headers, "remediation", move |c, lang, _| {
-        let to = Timestamp::now().to_datetime().date_naive();
+        let to = c.data.today();
         let from = to.checked_sub_days(kizuna_store::stats::Days::new(29)).unwrap_or(to);
         let days = c.data.daily_counts(from, to).map_err(store_err(lang))?;
         let all: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();

@@ -56,16 +56,23 @@ impl ConsoleUserConfig {
 }
 
 /// The agent console's data over the agent store.
-#[derive(Debug)]
 pub struct AgentConsoleData {
     store: Arc<AgentStore>,
     name: String,
+    clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl std::fmt::Debug for AgentConsoleData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConsoleData").field("store", &self.store).field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 impl AgentConsoleData {
-    /// Over a store; `name` heads every page (the ISP's name).
-    pub fn new(store: Arc<AgentStore>, name: impl Into<String>) -> Self {
-        AgentConsoleData { store, name: name.into() }
+    /// Over a store; `name` heads every page (the ISP's name); `clock` is the agent's (its
+    /// "today" ends the remediation charts).
+    pub fn new(store: Arc<AgentStore>, name: impl Into<String>, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        AgentConsoleData { store, name: name.into(), clock }
     }
 }
 
@@ -75,7 +82,7 @@ pub fn routes(agent: &Agent) -> Result<Option<axum::Router>> {
         return Ok(None);
     }
     let users = agent.config.console_users.iter().map(ConsoleUserConfig::validate).collect::<Result<Vec<_>>>()?;
-    let data = AgentConsoleData::new(agent.store.clone(), agent.config.page.isp_name.clone());
+    let data = AgentConsoleData::new(agent.store.clone(), agent.config.page.isp_name.clone(), agent.clock.clone());
     let secure = agent.config.page.public_base_url.starts_with("https://");
     Ok(Some(kizuna_console::agent::router(Arc::new(data), users, secure)))
 }
@@ -241,6 +248,10 @@ impl AgentData for AgentConsoleData {
     fn consent_counts(&self) -> Result<Vec<(String, u64)>, String> {
         let n = self.store.consent_counts(PROTECTIVE_DNS).map_err(s)?;
         Ok(vec![("opt-in".into(), n.opt_in), ("opt-out".into(), n.opt_out), ("no-record".into(), n.no_record)])
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.clock.now().to_datetime().date_naive()
     }
 
     fn warning_views(&self) -> Result<Vec<(String, u64)>, String> {

@@ -130,7 +130,8 @@ fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
             .find(|l| l.trim_start().starts_with(&format!("agent {name}: cases opened")))
             .map(|l| summary_number(l, "cases opened"))
             .expect("summary line");
-        let page = rt.block_on(agent_console_cases(url, password));
+        let pages = rt.block_on(agent_console_pages(url, password, &["cases", "remediation"]));
+        let page = &pages[0];
         let states =
             page.split(r#"id="chart-states""#).nth(1).and_then(|s| s.split("</figure>").next()).expect("chart");
         let total: u64 =
@@ -143,11 +144,22 @@ fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
                 "{name} consent {label}:\n{page}"
             );
         }
+        // The remediation funnel ends on the agent's own (simulated) day, so the demo's days are
+        // in it: its last stage, remediated, is not empty.
+        let funnel =
+            pages[1].split(r#"id="chart-funnel""#).nth(1).and_then(|s| s.split("</figure>").next()).expect("funnel");
+        let remediated: u64 = funnel
+            .rsplit(r#"data-value=""#)
+            .next()
+            .and_then(|s| s.split('"').next()?.parse().ok())
+            .expect("last funnel stage");
+        assert!(remediated > 0, "{name}: remediated cases on the agent's remediation page:\n{}", pages[1]);
     }
     drop(demo);
 }
 
-async fn agent_console_cases(url: &str, password: &str) -> String {
+/// Logs in to an agent console with the demo login and fetches `/console/<page>` for each page.
+async fn agent_console_pages(url: &str, password: &str, pages: &[&str]) -> Vec<String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let base = url.trim_end_matches('/').trim_end_matches("/console");
@@ -170,14 +182,18 @@ async fn agent_console_cases(url: &str, password: &str) -> String {
         .expect("login");
     assert_eq!(r.status(), 303, "demo login accepted");
     let session = cookie(&r, "kizuna_console").expect("session");
-    let r = http
-        .get(format!("{base}/console/cases"))
-        .header(reqwest::header::COOKIE, format!("kizuna_console={session}"))
-        .send()
-        .await
-        .expect("cases");
-    assert_eq!(r.status(), 200);
-    r.text().await.expect("body")
+    let mut out = Vec::new();
+    for page in pages {
+        let r = http
+            .get(format!("{base}/console/{page}"))
+            .header(reqwest::header::COOKIE, format!("kizuna_console={session}"))
+            .send()
+            .await
+            .expect("console page");
+        assert_eq!(r.status(), 200, "/console/{page}");
+        out.push(r.text().await.expect("body"));
+    }
+    out
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
