@@ -3,6 +3,9 @@
 //! and the `kizuna-indicators` collection kept in step with the indicator store by
 //! [`sync_indicators`] (a new object version for every indicator change; withdrawn or expired
 //! indicators are published as `revoked`), which runs before every read of that collection.
+//! Beside each indicator the view carries the hub's own sighting of it ([`own_sighting`]: SCO,
+//! observed-data and sighting under the indicator's own audience labels). Sightings partners
+//! send of the hub's indicators are resolved by id among them ([`own_indicator`]).
 //!
 //! `[hub.sharing]` ([`SharingConfig`]) names this hub's organisation (the STIX identity,
 //! `created_by_ref` and MISP `Orgc` of everything it exports) and the partner collections
@@ -20,7 +23,7 @@ use axum::Router;
 use kizuna_model::Timestamp;
 use kizuna_policy::{OwnedLabels, Recipient, RecipientKind};
 use kizuna_store::HubStore;
-use kizuna_store::indicators::IndicatorStore;
+use kizuna_store::indicators::{IndicatorRecord, IndicatorStore};
 use kizuna_store::sharing::{
     CredentialKind, NewTaxiiObject, PartyKind, SharingStore, TaxiiCollectionRecord, TaxiiObjectRow,
 };
@@ -283,7 +286,9 @@ pub async fn poll_partner(
         let ctx = context.clone();
         let pg = page.clone();
         let (n_ind, n_sight, n_rej) = tokio::task::spawn_blocking(move || -> Result<_, kizuna_store::StoreError> {
-            let r = kizuna_stix::import::import_objects_with_context(&pg, &ctx, &opts);
+            // a sighting of one of this hub's indicators (by its STIX id) resolves to it
+            let own = |id: &str| own_indicator(&st, id);
+            let r = kizuna_stix::import::import_objects_with_lookup(&pg, &ctx, &opts, &own);
             let mut batch: Vec<kizuna_model::Indicator> = r.indicators.iter().map(|i| i.with_provenance()).collect();
             batch.extend(r.sightings.iter().map(|s| s.as_indicator()));
             for i in &mut batch {
@@ -765,9 +770,8 @@ pub fn sync_indicators_as(
     let cursor_key = format!("local:{INDICATORS_COLLECTION}");
     let s = sharing(store);
     let mut after: u64 = s.poll_state(&cursor_key).map_err(backend)?.and_then(|v| v.parse().ok()).unwrap_or(0);
-    // An indicator whose source is a partner organisation (`<partner>` or `<partner>/<feed>`, as
-    // `ImportedIndicator::with_provenance` writes it) came from that partner: it keeps that
-    // origin, so it is never served back there.
+    // An indicator whose source is a partner organisation came from that partner: it keeps
+    // that origin, so it is never served back there (nor is its sighting).
     let partners: Vec<String> = s.partners().map_err(backend)?.into_iter().map(|p| p.spec.name).collect();
     let mut added = 0;
     loop {
@@ -790,18 +794,21 @@ pub fn sync_indicators_as(
             if !r.is_publishable(now) {
                 o["revoked"] = true.into();
             }
-            batch.push(NewObject {
-                object: o,
-                labels: OwnedLabels {
-                    tlp: r.indicator.tlp,
-                    groups: r.indicator.sharing_groups.clone(),
-                    recipients: vec![],
-                    origin: partners
-                        .iter()
-                        .find(|p| r.indicator.source == **p || r.indicator.source.starts_with(&format!("{p}/")))
-                        .cloned(),
-                },
-            });
+            let labels = record_labels(r, &partners);
+            batch.push(NewObject { object: o, labels: labels.clone() });
+            // the hub's own sighting of it, under the same labels: the SCO (it has no
+            // version of its own) only when it is new or its audience changed
+            if let Some(si) = own_sighting(r, &partners, now) {
+                let [sco, od, sighting] = kizuna_stix::sighting_objects(&si, opts);
+                let sco_id = sco["id"].as_str().unwrap_or_default();
+                let stored = s.taxii_object_versions(INDICATORS_COLLECTION, sco_id).map_err(backend)?;
+                let same = stored.iter().max_by_key(|v| v.object.version).map(|v| labels_from(&v.object.labels_json));
+                if same.as_ref() != Some(&labels) {
+                    batch.push(NewObject { object: sco, labels: labels.clone() });
+                }
+                batch.push(NewObject { object: od, labels: labels.clone() });
+                batch.push(NewObject { object: sighting, labels });
+            }
         }
         added += objects
             .add(INDICATORS_COLLECTION, batch, now.as_micros())?
@@ -810,6 +817,71 @@ pub fn sync_indicators_as(
             .count();
         s.set_poll_state(&cursor_key, Some(&after.to_string()), now).map_err(backend)?;
     }
+}
+
+/// Whether an indicator source is a partner organisation (`<partner>` or `<partner>/<feed>`, as
+/// `ImportedIndicator::with_provenance` writes it).
+fn partner_of<'a>(source: &str, partners: &'a [String]) -> Option<&'a String> {
+    partners
+        .iter()
+        .find(|p| source == p.as_str() || source.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/')))
+}
+
+/// The hub's own sighting of an indicator record: how many of the hub's own sources (feeds,
+/// sensors, analysts: one provenance entry each) reported the value, from the earliest
+/// `first_seen` to the latest `last_seen` among them, seen by the hub (`where_sighted_refs`
+/// its identity; no source or member is named).
+///
+/// The audience is the indicator's own: the sighting has the record's TLP and sharing groups,
+/// and counts only entries whose TLP is that wide (an entry a source gave a narrower TLP, e.g.
+/// AMBER beside another source's GREEN, is left out, so a GREEN recipient learns nothing of
+/// it). Entries from partners (data they sent) and imported sightings are not the hub's own
+/// and are never counted. `None` when no entry is left.
+pub fn own_sighting(rec: &IndicatorRecord, partners: &[String], now: Timestamp) -> Option<kizuna_stix::SightingItem> {
+    let tlp = rec.indicator.tlp;
+    let own: Vec<&kizuna_store::indicators::Provenance> = rec
+        .provenance
+        .iter()
+        .filter(|p| p.tlp <= tlp && !p.source.contains("/sighting:") && partner_of(&p.source, partners).is_none())
+        .collect();
+    let first_seen = own.iter().map(|p| p.first_seen).min()?;
+    let last_seen = own.iter().map(|p| p.last_seen).max()?;
+    Some(kizuna_stix::SightingItem {
+        kind: rec.indicator.kind,
+        value: rec.indicator.value.clone(),
+        count: own.len() as u64,
+        first_seen,
+        last_seen,
+        tlp,
+        sharing_groups: rec.indicator.sharing_groups.clone(),
+        legal_basis: rec.indicator.legal_basis,
+        where_sighted: None,
+        created: rec.created,
+        modified: rec.updated,
+        revoked: !rec.is_publishable(now),
+    })
+}
+
+/// The labels of an indicator record's objects (its indicator and its sighting): its TLP and
+/// groups, and the partner it came from (never served back there).
+fn record_labels(rec: &IndicatorRecord, partners: &[String]) -> OwnedLabels {
+    OwnedLabels {
+        tlp: rec.indicator.tlp,
+        groups: rec.indicator.sharing_groups.clone(),
+        recipients: vec![],
+        origin: partner_of(&rec.indicator.source, partners).cloned(),
+    }
+}
+
+/// The STIX indicator object kizuna publishes with this id in `kizuna-indicators` (its newest
+/// version), for resolving partners' sightings of it.
+pub fn own_indicator(store: &Arc<dyn HubStore>, id: &str) -> Option<Value> {
+    if !id.starts_with("indicator--") {
+        return None;
+    }
+    let rows = sharing(store).taxii_object_versions(INDICATORS_COLLECTION, id).ok()?;
+    let newest = rows.into_iter().max_by_key(|r| r.object.version)?;
+    serde_json::from_str(&newest.object.json).ok()
 }
 
 /// The TAXII routes for the hub's router.

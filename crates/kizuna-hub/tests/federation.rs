@@ -112,6 +112,7 @@ async fn two_hubs_share_once_with_provenance_and_no_loop() {
     let from_a = collection(&a, "hub-b", "b-pulls-a");
     let mut state = PollState::default();
     let mut imported = 0;
+    let mut sighted = 0;
     for round in 0..2 {
         let got = client::poll(&http, &from_a, &state).await.expect("B polls A");
         state = got.state.clone();
@@ -125,21 +126,39 @@ async fn two_hubs_share_once_with_provenance_and_no_loop() {
             assert_eq!(i.created_by, Some(kizuna_stix::ids::object_id("identity", "hub-a")));
             assert!(i.original_id.starts_with("indicator--"));
         }
-        let inds: Vec<Indicator> = r.indicators.iter().map(|i| i.with_provenance()).collect();
+        let mut inds: Vec<Indicator> = r.indicators.iter().map(|i| i.with_provenance()).collect();
         imported += inds.len();
+        // A's own sighting of each indicator comes along, of the same STIX id B computes
+        for si in &r.sightings {
+            assert_eq!(
+                si.sighting_of,
+                kizuna_stix::ids::indicator_id(&kizuna_model::indicator_key(si.kind, &si.value))
+            );
+            // (the collection carries no identity objects: the seer is named by its id)
+            assert_eq!(si.count, 1);
+            assert_eq!(si.where_sighted, vec![kizuna_stix::ids::object_id("identity", "hub-a")]);
+        }
+        sighted += r.sightings.len();
+        inds.extend(r.sightings.iter().map(|s| s.as_indicator()));
         if !inds.is_empty() {
             b.store.upsert_indicators(&inds, now).expect("upsert B");
         }
     }
     assert_eq!(imported, 3, "CLEAR, GREEN and AMBER for jp-isps; not the finance AMBER, not RED");
+    assert_eq!(sighted, 3, "a sighting for each of those, none for the others");
     let mut at_b: Vec<String> =
         b.store.active_indicators(now).expect("B").into_iter().map(|r| r.indicator.value).collect();
     at_b.sort();
     assert_eq!(at_b, vec!["amber-jp.c2.example", "clear.c2.example", "green.c2.example"]);
     let rec = b.store.active_indicators(now).expect("B").into_iter().next().expect("one");
-    assert_eq!(rec.indicator.source, "hub-a/sinkhole-a", "provenance: the producing hub and its feed");
+    assert!(rec.indicator.source.starts_with("hub-a/"), "provenance: the producing hub: {}", rec.indicator.source);
+    assert!(rec.provenance.iter().any(|p| p.source == "hub-a/sinkhole-a"), "and its feed: {:?}", rec.provenance);
 
-    // B republishes; A polls B: nothing of A's own comes back
+    let seen_by_a = format!("hub-a/sighting:{}", kizuna_stix::ids::object_id("identity", "hub-a"));
+    assert!(rec.provenance.iter().any(|p| p.source == seen_by_a), "{:?}", rec.provenance);
+
+    // B republishes; A polls B: nothing of A's own comes back. A's data and A's sightings are
+    // not B's own sightings: B publishes the 3 indicators and no sighting of them.
     assert_eq!(sharing::sync_indicators(&b_store, "hub-b", now).expect("sync B"), 3);
     let from_b = collection(&b, "hub-a", "a-pulls-b");
     let back = client::poll(&http, &from_b, &PollState::default()).await.expect("A polls B");

@@ -69,7 +69,8 @@ async fn hub_serves_its_indicators_over_taxii_by_audience() {
             now,
         )
         .expect("upsert");
-    assert_eq!(sharing::sync_indicators(&store, "hub-a", now).expect("sync"), 4);
+    // each indicator with the hub's sighting of it (SCO, observed-data, sighting)
+    assert_eq!(sharing::sync_indicators(&store, "hub-a", now).expect("sync"), 16);
     assert_eq!(sharing::sync_indicators(&store, "hub-a", now).expect("sync"), 0, "nothing new");
 
     let hub = Hub::new(
@@ -95,15 +96,26 @@ async fn hub_serves_its_indicators_over_taxii_by_audience() {
     let mut names: Vec<String> = first.objects.iter().filter_map(|o| o["name"].as_str().map(str::to_owned)).collect();
     names.sort();
     assert_eq!(names, vec!["domain clear.bad.example", "domain group.bad.example"]);
-    assert_eq!(first.pages, 2, "limit 1: full pages only");
+    assert_eq!(first.pages, 8, "limit 1: full pages only (2 indicators and their sightings)");
+    let seen: Vec<&str> = first
+        .objects
+        .iter()
+        .filter(|o| o["type"] == "sighting")
+        .filter_map(|o| o["sighting_of_ref"].as_str())
+        .collect();
+    let shown: Vec<&str> =
+        first.objects.iter().filter(|o| o["type"] == "indicator").filter_map(|o| o["id"].as_str()).collect();
+    assert_eq!(seen, shown, "one sighting per indicator served, of that indicator");
 
     // a new indicator and a changed one arrive in the next poll, nothing else
     let later = Timestamp::from_micros(now.as_micros() + 5_000_000);
     sqlite.upsert_indicators(&[ind("new.bad.example", Tlp::Green, &[])], later).expect("upsert");
-    assert_eq!(sharing::sync_indicators(&store, "hub-a", later).expect("sync"), 1);
+    assert_eq!(sharing::sync_indicators(&store, "hub-a", later).expect("sync"), 4);
     let second = client::poll(&http, &rc, &first.state).await.expect("poll");
     let names: Vec<&str> = second.objects.iter().filter_map(|o| o["name"].as_str()).collect();
     assert_eq!(names, vec!["domain new.bad.example"]);
+    let types: Vec<&str> = second.objects.iter().filter_map(|o| o["type"].as_str()).collect();
+    assert_eq!(types, vec!["indicator", "domain-name", "observed-data", "sighting"]);
 
     // wrong password: a TAXII error object
     let r = http.get(format!("{base}/taxii2/")).basic_auth("cert-x", Some("wrong")).send().await.expect("get");

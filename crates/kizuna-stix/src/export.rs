@@ -74,8 +74,9 @@ pub struct ExportItem<'a> {
 /// value's indicator (`sighting_of_ref` is the indicator's id, UUIDv5 of its key, so the
 /// sighting refers to the same object an export of the indicator carries).
 ///
-/// The object ids derive from the indicator, the sighting organisation and the TLP, so a new
-/// aggregate of the same indicator is a new version (`modified`) of the same objects.
+/// The object ids derive from the indicator and the sighting organisation, so a new aggregate
+/// of the same indicator (a new count, a wider TLP) is a new version (`modified`) of the same
+/// objects.
 #[derive(Debug, Clone)]
 pub struct SightingItem {
     /// Kind of the value.
@@ -360,7 +361,7 @@ impl BundleBuilder {
 /// The STIX id of the sighting [`sighting_objects`] makes for `s` (stable across versions).
 pub fn sighting_id(s: &SightingItem, opts: &ExportOptions) -> String {
     let (ind, seer) = sighting_names(s, opts);
-    ids::object_id("sighting", &format!("{ind}:{seer}:{}", s.tlp.as_str()))
+    ids::object_id("sighting", &format!("{ind}:{seer}"))
 }
 
 fn sighting_names(s: &SightingItem, opts: &ExportOptions) -> (String, String) {
@@ -385,7 +386,7 @@ pub fn sighting_objects(s: &SightingItem, opts: &ExportOptions) -> [Value; 3] {
     let modified = stix_time(s.modified.max(s.created));
     let (ind_id, seer) = sighting_names(s, opts);
     let seer_id = ids::object_id("identity", &seer);
-    let name = format!("{ind_id}:{seer}:{}", s.tlp.as_str());
+    let name = format!("{ind_id}:{seer}");
     let od_id = ids::object_id("observed-data", &name);
     let count = s.count.clamp(1, 999_999_999);
     let mut od = json!({
