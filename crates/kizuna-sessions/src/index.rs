@@ -34,6 +34,19 @@ struct Sess {
     flags: u8,
 }
 
+/// What a lookup needs of one IPv4 session, stored in the compacted IPv4 index order so that
+/// the entries searched for the address already hold the times and the subscriber: 16 bytes.
+/// `who` is the subscriber id, with the top bit set for DHCP clients (the kind in [`Cand::who`]).
+#[derive(Clone, Copy)]
+struct Hot {
+    addr: u32,
+    start: u32,
+    end: u32,
+    who: u32,
+}
+
+const HOT_DHCP: u32 = 1 << 31;
+
 #[derive(Clone, Copy)]
 struct Block {
     start: u32,
@@ -77,6 +90,10 @@ pub struct SessionIndex {
     v6: SortedRuns<(u64, u8, u32)>,
     v6_long: SortedRuns<(u128, u8, u32)>,
     v6_lens: Vec<u8>,
+    /// Built by `compact`: `hot[p]` mirrors session `p`, which is the `p`-th entry of the
+    /// compacted IPv4 run (compaction numbers sessions in that order). Kept in step with every
+    /// change to a session (`sync_hot`); used while that run is the first one.
+    hot: Vec<Hot>,
     blocks: Vec<Block>,
     block_idx: SortedRuns<(u32, u16, u32)>,
     block_keys: HashMap<(u32, u16, u16, IpAddr), u32>,
@@ -166,6 +183,7 @@ impl SessionIndex {
             v6: SortedRuns::default(),
             v6_long: SortedRuns::default(),
             v6_lens: Vec::new(),
+            hot: Vec::new(),
             blocks: Vec::new(),
             block_idx: SortedRuns::default(),
             block_keys: HashMap::new(),
@@ -214,6 +232,7 @@ impl SessionIndex {
             + self.v4.memory_bytes()
             + self.v6.memory_bytes()
             + self.v6_long.memory_bytes()
+            + self.hot.capacity() * std::mem::size_of::<Hot>()
             + self.blocks.capacity() * std::mem::size_of::<Block>()
             + self.block_idx.memory_bytes()
             + self.block_keys.capacity() * (std::mem::size_of::<((u32, u16, u16, IpAddr), u32)>() + 1)
@@ -232,6 +251,34 @@ impl SessionIndex {
         self.block_idx.compact();
         self.renumber();
         self.sessions.shrink_to_fit();
+        self.build_hot();
+    }
+
+    fn build_hot(&mut self) {
+        self.hot = Vec::new();
+        let run = self.v4.compacted();
+        if run.is_empty() || self.v4.bucket_bounds(0).is_none() {
+            return;
+        }
+        let mut hot = Vec::with_capacity(run.len());
+        for (p, &(addr, id)) in run.iter().enumerate() {
+            let s = &self.sessions[p];
+            if id as usize != p || s.sub >= HOT_DHCP {
+                return;
+            }
+            hot.push(Hot { addr, start: s.start, end: s.end, who: hot_who(s) });
+        }
+        self.hot = hot;
+    }
+
+    /// Copies session `id`'s lookup fields to its [`Hot`] entry (after any change to it).
+    fn sync_hot(&mut self, id: u32) {
+        if let Some(h) = self.hot.get_mut(id as usize) {
+            let s = &self.sessions[id as usize];
+            h.start = s.start;
+            h.end = s.end;
+            h.who = hot_who(s);
+        }
     }
 
     fn renumber(&mut self) {
@@ -441,6 +488,7 @@ impl SessionIndex {
                         s.last = s.last.max(t.min(s.end));
                     }
                 }
+                self.sync_hot(id);
                 self.index_addrs(id, e.framed_ip, &e.prefixes);
                 return true;
             }
@@ -496,6 +544,7 @@ impl SessionIndex {
             s.end = t;
             s.flags |= F_RESET;
             self.open_radius.remove(&i);
+            self.sync_hot(i);
         }
         true
     }
@@ -521,17 +570,20 @@ impl SessionIndex {
                         // Renewal (or the same line again): extend.
                         s.end = if end == OPEN || s.end == OPEN { OPEN } else { s.end.max(end) };
                         s.last = s.last.max(start);
+                        self.sync_hot(li);
                         return true;
                     }
                     if s.sub == sub && start < s.start && (end == OPEN || end >= s.start) {
                         // An older line of the same lease (a file read out of order).
                         s.start = start;
+                        self.sync_hot(li);
                         return true;
                     }
                     if start >= s.start && (s.end == OPEN || s.end > start) {
                         // Another client got the address: the previous lease ended.
                         s.end = start;
                     }
+                    self.sync_hot(li);
                 }
                 let Some(id) = self.new_session(Sess {
                     start,
@@ -574,6 +626,7 @@ impl SessionIndex {
                 if t >= s.start && (s.end == OPEN || t < s.end) {
                     s.end = t;
                 }
+                self.sync_hot(li);
                 true
             }
         }
@@ -657,7 +710,6 @@ impl SessionIndex {
     /// independent, so the CPU waits for memory about once per stage and group instead of three
     /// times per lookup.
     fn touch(&self, queries: &[(IpAddr, Option<u16>, Timestamp)], group: &[u32]) {
-        let mut buckets: [&[(u32, u32)]; GROUP] = [&[]; GROUP];
         let mut addrs = [0u32; GROUP];
         let mut n = 0;
         for &i in group {
@@ -666,6 +718,29 @@ impl SessionIndex {
                 n += 1;
             }
         }
+        if self.hot_bucket(0).is_some() {
+            // Stage 1: the lookup table slots (the bucket bounds).
+            let mut bounds = [(0usize, 0usize); GROUP];
+            for k in 0..n {
+                bounds[k] = self.hot_bucket(addrs[k]).unwrap_or((0, 0));
+            }
+            // Stage 2: every cache line of each bucket's hot entries (16 bytes, 4 per line),
+            // which hold everything the lookup reads but the subscriber's name.
+            let mut x = 0u32;
+            for &(lo, hi) in &bounds[..n] {
+                if hi > lo && hi - lo <= 64 {
+                    let mut p = lo;
+                    while p < hi {
+                        x ^= self.hot[p].start;
+                        p += 4;
+                    }
+                    x ^= self.hot[hi - 1].start;
+                }
+            }
+            std::hint::black_box(x);
+            return;
+        }
+        let mut buckets: [&[(u32, u32)]; GROUP] = [&[]; GROUP];
         // Stage 1: the lookup table slots (the bucket bounds).
         for k in 0..n {
             if let Some(b) = self.v4.bucket(addrs[k]) {
@@ -711,7 +786,7 @@ impl SessionIndex {
             self.touch(queries, group);
             for (k, &i) in group.iter().enumerate() {
                 let (ip, port, at) = queries[i as usize];
-                ids[k] = self.resolve_id(ip, port, at).map(|(id, _)| self.sessions[id as usize].sub);
+                ids[k] = self.resolve_id(ip, port, at).map(|(id, _)| self.sub_of(id));
             }
             // The subscribers' strings, again all loads first.
             let mut x = 0u8;
@@ -730,7 +805,7 @@ impl SessionIndex {
     /// building the session reference: the fast path for counting.
     pub fn resolve_key(&self, ip: IpAddr, port: Option<u16>, at: Timestamp) -> Result<&str, Unresolved> {
         match self.resolve_id(ip, port, at) {
-            Ok((id, _)) => Ok(self.subs.get(self.sessions[id as usize].sub)),
+            Ok((id, _)) => Ok(self.subs.get(self.sub_of(id))),
             Err(u) => Err(u),
         }
     }
@@ -802,12 +877,76 @@ impl SessionIndex {
         }
     }
 
+    /// The entries of the compacted IPv4 run that can hold `a`, as positions in `hot`; `None`
+    /// when `hot` does not mirror that run.
+    #[inline]
+    fn hot_bucket(&self, a: u32) -> Option<(usize, usize)> {
+        if self.hot.is_empty() || self.hot.len() != self.v4.first_len() {
+            return None;
+        }
+        self.v4.bucket_bounds(a)
+    }
+
+    /// The sessions of IPv4 address `a`, in index order (the same candidates, in the same order,
+    /// as `for_range` over every run).
+    #[inline]
+    fn v4_cands(&self, a: u32, cands: &mut Cands) {
+        let Some((lo, hi)) = self.hot_bucket(a) else {
+            self.v4.for_range(&(a, 0), &(a, u32::MAX), |&(_, id)| cands.push(self.sess_cand(id)));
+            return;
+        };
+        let b = &self.hot[lo..hi];
+        let j = b.partition_point(|h| h.addr < a);
+        for (k, h) in b[j..].iter().enumerate() {
+            if h.addr != a {
+                break;
+            }
+            let id = (lo + j + k) as u32;
+            let open = h.end == OPEN;
+            cands.push(Cand {
+                id,
+                start: i64::from(h.start),
+                end: i64::from(h.end),
+                open,
+                // Only read for open sessions (`decide`).
+                last: if open { i64::from(self.sessions[id as usize].last) } else { 0 },
+                who: (u128::from(h.who >> 31) << 32) | u128::from(h.who & !HOT_DHCP),
+            });
+        }
+        self.v4.for_range_rest(&(a, 0), &(a, u32::MAX), |&(_, id)| cands.push(self.sess_cand(id)));
+    }
+
+    /// The subscriber id of session `id` (from its hot entry when it has one: the line a lookup
+    /// just read).
+    #[inline]
+    fn sub_of(&self, id: u32) -> u32 {
+        match self.hot.get(id as usize) {
+            Some(h) => h.who & !HOT_DHCP,
+            None => self.sessions[id as usize].sub,
+        }
+    }
+
     fn resolve_direct(&self, ip: IpAddr, t: i64) -> Result<u32, Unresolved> {
         let mut cands = Cands::new();
         match canonical_ip(ip) {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
-                self.v4.for_range(&(a, 0), &(a, u32::MAX), |&(_, id)| cands.push(self.sess_cand(id)));
+                if self.v4.run_count() == 1
+                    && let Some((lo, hi)) = self.hot_bucket(a)
+                {
+                    // Compacted, nothing added since: the address's entries are all there is.
+                    let b = &self.hot[lo..hi];
+                    let j = b.partition_point(|h| h.addr < a);
+                    let n = b[j..].iter().take_while(|h| h.addr == a).count();
+                    let c = &b[j..j + n];
+                    if c.is_empty() {
+                        return Err(Unresolved::NoSession);
+                    }
+                    if c.iter().all(|h| h.end != OPEN) {
+                        return self.decide_closed(c, t).map(|i| (lo + j + i) as u32);
+                    }
+                }
+                self.v4_cands(a, &mut cands);
                 if cands.is_empty() {
                     return Err(Unresolved::NoSession);
                 }
@@ -846,6 +985,59 @@ impl SessionIndex {
                 Err(first_miss.unwrap_or(Unresolved::NoSession))
             }
         }
+    }
+
+    /// [`SessionIndex::decide`] for candidates that are all closed sessions, read from their
+    /// hot entries in index order (the same answer: no open session, so no effective ends and
+    /// nothing stale; ties go to the last candidate as with `max_by_key`).
+    #[inline]
+    fn decide_closed(&self, c: &[Hot], t: i64) -> Result<usize, Unresolved> {
+        let skew = self.cfg.clock_skew.as_secs() as i64;
+        let start = |h: &Hot| i64::from(h.start);
+        let end = |h: &Hot| i64::from(h.end);
+        let in_window = |h: &Hot| start(h) <= t + skew && end(h) >= t - skew;
+        let mut who = None;
+        let mut several = false;
+        for h in c.iter().filter(|h| in_window(h)) {
+            match who {
+                None => who = Some(h.who),
+                Some(w) if w != h.who => several = true,
+                _ => {}
+            }
+        }
+        if who.is_none() {
+            return Err(Unresolved::OutsideSession);
+        }
+        if several {
+            let mut exact_who = None;
+            for h in c.iter().filter(|h| start(h) < t && t < end(h)) {
+                match exact_who {
+                    None => exact_who = Some(h.who),
+                    Some(w) if w != h.who => return Err(Unresolved::Ambiguous),
+                    _ => {}
+                }
+            }
+            return Err(Unresolved::ClockSkew);
+        }
+        let mut best: Option<(usize, (i64, i64))> = None;
+        for (i, h) in c.iter().enumerate() {
+            if !in_window(h) {
+                continue;
+            }
+            let (s, e) = (start(h), end(h));
+            let dist = if s <= t && t <= e {
+                0
+            } else if t < s {
+                s - t
+            } else {
+                t - e
+            };
+            let key = (-dist, s);
+            if best.is_none_or(|(_, k)| key >= k) {
+                best = Some((i, key));
+            }
+        }
+        best.map(|(i, _)| i).ok_or(Unresolved::OutsideSession)
     }
 
     /// Picks the one candidate, or says why not. Candidates are the sessions of one address
@@ -1015,4 +1207,9 @@ fn ip_key(ip: IpAddr) -> u128 {
         IpAddr::V4(a) => u128::from(u32::from(a)) | (1 << 127),
         IpAddr::V6(a) => v6_bits(a) & !(1 << 127),
     }
+}
+
+fn hot_who(s: &Sess) -> u32 {
+    let dhcp = Source::from_code(s.source).subscriber_kind() == crate::SubscriberKind::Dhcp;
+    s.sub | if dhcp { HOT_DHCP } else { 0 }
 }

@@ -151,6 +151,41 @@ impl<T: Ord + Copy + Radix> SortedRuns<T> {
         run
     }
 
+    /// With a lookup table: the positions in the first (compacted) run of the bucket that holds
+    /// radix `r` (an empty range when no bucket does); `None` without a valid lookup table.
+    #[inline]
+    pub(crate) fn bucket_bounds(&self, r: u32) -> Option<(usize, usize)> {
+        let run = self.runs.first()?;
+        let l = self.lut.as_ref().filter(|l| l.run_len == run.len())?;
+        if r < l.base {
+            return Some((0, 0));
+        }
+        let k = ((r - l.base) >> l.shift) as usize;
+        if k + 1 >= l.starts.len() {
+            return Some((0, 0));
+        }
+        Some((l.starts[k] as usize, l.starts[k + 1] as usize))
+    }
+
+    /// Length of the first run (the one the lookup table covers).
+    pub(crate) fn first_len(&self) -> usize {
+        self.runs.first().map_or(0, Vec::len)
+    }
+
+    /// [`SortedRuns::for_range`] over every run but the first.
+    #[inline]
+    pub(crate) fn for_range_rest(&self, lo: &T, hi: &T, mut f: impl FnMut(&T)) {
+        for run in self.runs.iter().skip(1) {
+            let i = run.partition_point(|x| x < lo);
+            for x in &run[i..] {
+                if x > hi {
+                    break;
+                }
+                f(x);
+            }
+        }
+    }
+
     /// Calls `f` for every sealed entry in `lo..=hi` (`lo` and `hi` have the same radix).
     #[inline]
     pub(crate) fn for_range(&self, lo: &T, hi: &T, mut f: impl FnMut(&T)) {

@@ -386,3 +386,123 @@ fn pruning_forgets_old_sessions_and_keeps_the_rest_working() {
     idx.add_events([radius(Start, 0, "n", "open", "carol", Some("198.51.100.51"), &[])]);
     assert_eq!(idx.len(), 2, "a retransmitted Start of a kept session is not a new one");
 }
+
+/// The compacted index answers from entries that carry each IPv4 session's times and
+/// subscriber; they must follow every later change (Stop, Interim, NAS reset, lease end, a
+/// Start seen late) and agree with an index that was never compacted, on every reason.
+#[test]
+fn compacted_entries_follow_later_changes_and_give_the_same_answers() {
+    let addr = |a: u32| std::net::Ipv4Addr::from(0x0a01_0000 + a * 3).to_string();
+    let lease = |a: u32, client: &str, action: LeaseAction| {
+        SessionEvent::Lease(LeaseEvent { source: Source::Kea, addr: ip(&addr(a)), client: client.into(), action })
+    };
+    let mut first = Vec::new();
+    let mut later = Vec::new();
+    let mut added = Vec::new();
+    for a in 0..1500u32 {
+        let ad = addr(a);
+        let x = Some(ad.as_str());
+        let b = i64::from(a % 50) * 7;
+        let (u1, u2) = (format!("user{}", a % 400), format!("user{}", (a + 1) % 400));
+        let nas = format!("n{}", a % 5);
+        let sid = |k: u32| format!("{a}-{k}");
+        match a % 6 {
+            0 => {
+                for k in 0..3u32 {
+                    let s = b + i64::from(k) * 20_000;
+                    first.push(radius(Start, s, &nas, &sid(k), &u1, x, &[]));
+                    first.push(radius(Stop, s + 15_000, &nas, &sid(k), &u1, x, &[]));
+                }
+                // A second session of the same subscriber from the same second (a tie).
+                first.push(radius(Start, b, &nas, &sid(5), &u1, x, &[]));
+                first.push(radius(Stop, b + 12_000, &nas, &sid(5), &u1, x, &[]));
+                added.push(radius(Start, b + 70_000, &nas, &sid(9), &u2, x, &[]));
+                added.push(radius(Stop, b + 75_000, &nas, &sid(9), &u2, x, &[]));
+            }
+            1 => {
+                // Two subscribers meeting at a boundary (clock skew around it).
+                first.push(radius(Start, b, &nas, &sid(0), &u1, x, &[]));
+                first.push(radius(Stop, b + 10_000, &nas, &sid(0), &u1, x, &[]));
+                first.push(radius(Start, b + 10_000, &nas, &sid(1), &u2, x, &[]));
+                first.push(radius(Stop, b + 30_000, &nas, &sid(1), &u2, x, &[]));
+                // A copy of the second Start, earlier, seen after compaction.
+                later.push(radius(Start, b + 9_000, &nas, &sid(1), &u2, x, &[]));
+            }
+            2 => {
+                // Overlapping subscribers (ambiguous).
+                first.push(radius(Start, b, &nas, &sid(0), &u1, x, &[]));
+                first.push(radius(Stop, b + 20_000, &nas, &sid(0), &u1, x, &[]));
+                first.push(radius(Start, b + 5_000, &nas, &sid(1), &u2, x, &[]));
+                first.push(radius(Stop, b + 25_000, &nas, &sid(1), &u2, x, &[]));
+            }
+            3 => {
+                // Closed then open; later refreshed, or closed, or closed by a NAS reset.
+                first.push(radius(Start, b, &nas, &sid(0), &u1, x, &[]));
+                first.push(radius(Stop, b + 8_000, &nas, &sid(0), &u1, x, &[]));
+                first.push(radius(Start, b + 9_000, &nas, &sid(1), &u1, x, &[]));
+                match a % 4 {
+                    0 => later.push(radius(Interim, b + 40_000, &nas, &sid(1), &u1, x, &[])),
+                    1 => later.push(radius(Stop, b + 30_000, &nas, &sid(1), &u1, x, &[])),
+                    _ => {}
+                }
+            }
+            4 => {
+                let (c1, c2) = (format!("02:00:00:00:{:02x}:01", a % 256), format!("02:00:00:00:{:02x}:02", a % 256));
+                first.push(lease(a, &c1, LeaseAction::Held { start: t(b), end: Some(t(b + 20_000)) }));
+                first.push(lease(a, &c2, LeaseAction::Held { start: t(b + 25_000), end: Some(t(b + 45_000)) }));
+                later.push(lease(a, &c2, LeaseAction::Ended { at: t(b + 30_000) }));
+            }
+            _ => {
+                // The same string as a RADIUS user and as a DHCP client: two subscribers.
+                let c = format!("02:00:00:01:{:02x}:01", a % 256);
+                first.push(radius(Start, b, &nas, &sid(0), &c, x, &[]));
+                first.push(radius(Stop, b + 20_000, &nas, &sid(0), &c, x, &[]));
+                first.push(lease(a, &c, LeaseAction::Held { start: t(b + 19_990), end: Some(t(b + 40_000)) }));
+            }
+        }
+    }
+    later.push(SessionEvent::NasReset { nas: "n2".into(), at: t(35_000) });
+    // Every 1.5 ks over the period, and around the boundary of the address kind 1.
+    let queries: Vec<(IpAddr, Option<u16>, Timestamp)> = (0..1510u32)
+        .flat_map(|a| (0..60i64).map(move |k| (a, k * 1_499 - 2_000 + i64::from(a % 13))))
+        .chain((0..1510u32).flat_map(|a| [-40, -20, 0, 20, 40].map(|d| (a, i64::from(a % 50) * 7 + 10_000 + d))))
+        .map(|(a, at)| (ip(&addr(a)), None, t(at)))
+        .collect();
+    let same = |a: &SessionIndex, b: &SessionIndex, stage: &str| {
+        let (ra, rb) = (a.resolve_many(&queries), b.resolve_many(&queries));
+        for (i, (x, y)) in ra.iter().zip(&rb).enumerate() {
+            assert_eq!(x, y, "{stage}: query {:?}", queries[i]);
+        }
+        let keys = a.resolve_keys(&queries);
+        assert!(keys.iter().zip(&rb).all(|(k, r)| k.map(str::to_string) == key(r)), "{stage}: resolve_keys");
+        for q in queries.iter().step_by(7) {
+            assert_eq!(a.resolve_key(q.0, q.1, q.2).map(str::to_string), key(&b.resolve(q.0, q.1, q.2)), "{stage}");
+        }
+        ra
+    };
+    let cfg = ResolverConfig { max_open_session_age: Duration::from_secs(20_000), ..Default::default() };
+    let (mut compacted, mut plain) = (SessionIndex::new(cfg.clone()), SessionIndex::new(cfg));
+    for idx in [&mut compacted, &mut plain] {
+        idx.add_events(first.iter().cloned());
+    }
+    compacted.compact();
+    let r0 = same(&compacted, &plain, "compacted");
+    let count = |r: &[Resolution], name: &str| r.iter().filter(|x| x.as_str() == name).count();
+    for name in ["resolved", "no-session", "outside-session", "ambiguous", "clock-skew", "open-session-too-old"] {
+        assert!(count(&r0, name) > 100, "{name}: {}", count(&r0, name));
+    }
+    for idx in [&mut compacted, &mut plain] {
+        assert_eq!(idx.add_events(later.iter().cloned()), later.len() as u64);
+    }
+    assert_eq!(compacted.stats().runs, 1, "changes only, no new address entries");
+    let r1 = same(&compacted, &plain, "changed after compaction");
+    assert!(r0 != r1, "the later events changed answers");
+    for idx in [&mut compacted, &mut plain] {
+        idx.add_events(added.iter().cloned());
+    }
+    assert!(compacted.stats().runs > 1);
+    let r2 = same(&compacted, &plain, "new sessions after compaction");
+    assert!(r1 != r2);
+    compacted.compact();
+    same(&compacted, &plain, "compacted again");
+}
