@@ -554,7 +554,11 @@ async fn run_loop(
     }
 
     println!("\nsummary:");
-    println!("  hub console: {base}/console/  (user demo, password {console_password})");
+    // The console looks back from today by default; the demo's data lie in its simulated days.
+    let last_day = Timestamp::from_secs(DEMO_START + DEMO_DAYS * 86_400).to_datetime().format("%Y-%m-%d");
+    println!(
+        "  hub console: {base}/console/overview?range=30d&end={last_day}  (user demo, password {console_password})"
+    );
     println!("  hub metrics: {base}/metrics");
     for a in &agents {
         let outbox = a.agent.config.letters_dir();

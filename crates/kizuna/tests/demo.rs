@@ -130,7 +130,7 @@ fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
             .find(|l| l.trim_start().starts_with(&format!("agent {name}: cases opened")))
             .map(|l| summary_number(l, "cases opened"))
             .expect("summary line");
-        let pages = rt.block_on(agent_console_pages(url, password, &["cases", "remediation"]));
+        let pages = rt.block_on(console_pages(url, "desk", password, &["cases", "remediation"]));
         let page = &pages[0];
         let states =
             page.split(r#"id="chart-states""#).nth(1).and_then(|s| s.split("</figure>").next()).expect("chart");
@@ -155,14 +155,27 @@ fn demo_runs_the_loop_with_two_agents_and_writes_notices_to_the_outbox() {
             .expect("last funnel stage");
         assert!(remediated > 0, "{name}: remediated cases on the agent's remediation page:\n{}", pages[1]);
     }
+    // The hub console URL the demo prints opens on the simulated days: the chart is not empty.
+    let hub = stdout.lines().find(|l| l.trim_start().starts_with("hub console: ")).expect("hub console line");
+    let url = hub.split_whitespace().find(|w| w.starts_with("http://")).expect("hub console url");
+    let password = hub.split("password ").nth(1).and_then(|p| p.split(')').next()).expect("password");
+    let page = url.split("/console/").nth(1).expect("page");
+    let overview = rt.block_on(console_pages(url, "demo", password, &[page])).remove(0);
+    let total: f64 = overview
+        .split(r#"id="chart-class""#)
+        .nth(1)
+        .and_then(|s| s.split(r#"data-total=""#).nth(1))
+        .and_then(|s| s.split('"').next()?.parse().ok())
+        .expect("chart-class total");
+    assert!(total > 0.0, "the printed hub console URL shows the demo's observations:\n{overview}");
     drop(demo);
 }
 
-/// Logs in to an agent console with the demo login and fetches `/console/<page>` for each page.
-async fn agent_console_pages(url: &str, password: &str, pages: &[&str]) -> Vec<String> {
+/// Logs in to a console (hub or agent) as `user` and fetches `/console/<page>` for each page.
+async fn console_pages(url: &str, user: &str, password: &str, pages: &[&str]) -> Vec<String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let base = url.trim_end_matches('/').trim_end_matches("/console");
+    let base = &url[..url.find("/console").expect("a console URL")];
     let r = http.get(format!("{base}/console/login")).send().await.expect("login form");
     let cookie = |r: &reqwest::Response, name: &str| {
         r.headers()
@@ -176,7 +189,7 @@ async fn agent_console_pages(url: &str, password: &str, pages: &[&str]) -> Vec<S
         .post(format!("{base}/console/login"))
         .header(reqwest::header::COOKIE, format!("kizuna_login_csrf={csrf}"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={csrf}&name=desk&password={password}"))
+        .body(format!("csrf={csrf}&name={user}&password={password}"))
         .send()
         .await
         .expect("login");
