@@ -1,6 +1,8 @@
 //! `kizuna share …`: partners, STIX/MISP export and import, TAXII polling, malware aliases.
 //! Every export applies the one audience rule (kizuna-policy) for the recipient named with
-//! `--for` (without it, only TLP:CLEAR leaves).
+//! `--for` (without it, only TLP:CLEAR leaves). STIX exports carry the hub's own sighting of
+//! each indicator (`kizuna_hub::sharing::own_sighting`); imports resolve sightings of the hub's
+//! own indicators by their STIX id.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -243,6 +245,7 @@ pub fn run(env: &Env, command: ShareCommand) -> Result<ExitCode> {
                 })
                 .collect();
             std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+            let mut sightings = 0usize;
             match a.format {
                 ExportFormat::Stix => {
                     let mut opts = env.config.hub.sharing.export_options();
@@ -253,6 +256,22 @@ pub fn run(env: &Env, command: ShareCommand) -> Result<ExitCode> {
                     let mut b = BundleBuilder::new(opts);
                     for it in &items {
                         b.add_indicator(it);
+                    }
+                    // the hub's own sighting of each exported indicator, under the indicator's
+                    // audience (its TLP and groups; only sources at that TLP are counted)
+                    let partners: Vec<String> = store.partners()?.into_iter().map(|p| p.spec.name).collect();
+                    for x in &chosen {
+                        if let Some(si) = kizuna_hub::sharing::own_sighting(x, &partners, now) {
+                            let l = kizuna_policy::OwnedLabels {
+                                tlp: si.tlp,
+                                groups: si.sharing_groups.clone(),
+                                ..Default::default()
+                            };
+                            if should_send(&l.as_labels(), &r) {
+                                b.add_sighting(&si);
+                                sightings += 1;
+                            }
+                        }
                     }
                     let path = a.out.join("bundle.json");
                     std::fs::write(&path, serde_json::to_string_pretty(&b.finish())?)
@@ -267,10 +286,10 @@ pub fn run(env: &Env, command: ShareCommand) -> Result<ExitCode> {
                 store.as_ref(),
                 "share.export",
                 format!("recipient:{}", r.org),
-                json!({"indicators": items.len(), "withheld": recs.len() - items.len()}),
+                json!({"indicators": items.len(), "sightings": sightings, "withheld": recs.len() - items.len()}),
             )?;
             println!(
-                "exported {} indicators ({} withheld by TLP/groups) to {}",
+                "exported {} indicators and {sightings} sightings ({} withheld by TLP/groups) to {}",
                 items.len(),
                 recs.len() - items.len(),
                 a.out.display()
@@ -279,7 +298,13 @@ pub fn run(env: &Env, command: ShareCommand) -> Result<ExitCode> {
         ShareCommand::Import(a) => {
             let mut opts = ImportOptions::new(&a.origin, now);
             opts.aliases = aliases(store.as_ref())?;
-            let reports = import_path(&a.path, &opts)?;
+            // a sighting of one of this hub's indicators names it by STIX id: the
+            // `kizuna-indicators` view (brought up to date first) holds every one of them
+            let hs: std::sync::Arc<dyn kizuna_store::HubStore> = store.clone();
+            kizuna_hub::sharing::sync_indicators_as(&hs, &env.config.hub.sharing.export_options(), now)
+                .map_err(|e| anyhow::anyhow!("publishing indicator changes: {e}"))?;
+            let own = |id: &str| kizuna_hub::sharing::own_indicator(&hs, id);
+            let reports = import_path(&a.path, &opts, &own)?;
             let (mut n, mut sightings, mut rejected) = (0, 0, 0);
             for (name, r) in &reports {
                 for x in &r.rejected {
@@ -384,7 +409,11 @@ fn write_feed(dir: &Path, feed: &misp::MispFeed) -> Result<()> {
     Ok(())
 }
 
-fn import_path(path: &Path, opts: &ImportOptions) -> Result<Vec<(String, kizuna_stix::ImportReport)>> {
+fn import_path(
+    path: &Path,
+    opts: &ImportOptions,
+    own: kizuna_stix::IndicatorLookup<'_>,
+) -> Result<Vec<(String, kizuna_stix::ImportReport)>> {
     let read = |p: &Path| -> Result<Value> {
         let t = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_str(&t).with_context(|| format!("{}: not JSON", p.display()))
@@ -405,7 +434,7 @@ fn import_path(path: &Path, opts: &ImportOptions) -> Result<Vec<(String, kizuna_
     let r = if v.get("Event").is_some() {
         misp::import_event(&v, opts).map_err(anyhow::Error::msg)?
     } else {
-        kizuna_stix::import::import_document(&v, opts)?
+        kizuna_stix::import::import_document_with_lookup(&v, opts, own)?
     };
     out.push((path.display().to_string(), r));
     Ok(out)

@@ -140,7 +140,7 @@ fn export_validates_and_names_the_hub_import_takes_stix2_and_misp() {
     // STIX for cert-x: CLEAR, GREEN and the AMBER item of its group; valid; made by ORG
     let stix_dir = d.join("stix");
     let out = ok(kizuna(d).args(["share", "export", "stix", "--for", "cert-x", "--out"]).arg(&stix_dir));
-    assert!(out.contains("exported 3 indicators (2 withheld"), "{out}");
+    assert!(out.contains("exported 3 indicators and 3 sightings (2 withheld"), "{out}");
     let bundle_path = stix_dir.join("bundle.json");
     let v: Value = serde_json::from_str(&python(VALIDATE_REAL, &[bundle_path.to_str().unwrap()])).unwrap();
     assert_eq!(v["valid"], true, "{v}");
@@ -155,6 +155,22 @@ fn export_validates_and_names_the_hub_import_takes_stix2_and_misp() {
     assert!(inds.iter().all(|o| o["created_by_ref"] == identity_id(ORG)), "{inds:?}");
     let patterns: String = inds.iter().filter_map(|o| o["pattern"].as_str()).collect::<Vec<_>>().join(" ");
     assert!(!patterns.contains("red.bad.example") && !patterns.contains("amber.bad.example"), "{patterns}");
+    // the hub's sighting of each exported indicator, and of nothing withheld (not even its SCO)
+    let text = bundle.to_string();
+    assert!(!text.contains("red.bad.example") && !text.contains("amber.bad.example"), "{text}");
+    let sightings: Vec<&Value> = objects.iter().filter(|o| o["type"] == "sighting").collect();
+    let mut of: Vec<&str> = sightings.iter().filter_map(|s| s["sighting_of_ref"].as_str()).collect();
+    let mut exported: Vec<&str> = inds.iter().filter_map(|o| o["id"].as_str()).collect();
+    of.sort();
+    exported.sort();
+    assert_eq!(of, exported);
+    for s in &sightings {
+        assert_eq!(s["where_sighted_refs"], json!([identity_id(ORG)]), "{s}");
+        assert_eq!(s["count"], 1, "one source (the analyst): {s}");
+        assert!(!s.to_string().contains("alice"), "no source named: {s}");
+        let od = s["observed_data_refs"][0].as_str().unwrap();
+        assert!(objects.iter().any(|o| o["id"] == od && o["type"] == "observed-data"), "{od}");
+    }
     // the id is stable: a second export names the same identity and indicator ids
     let again = d.join("stix2");
     ok(kizuna(d).args(["share", "export", "stix", "--for", "cert-x", "--out"]).arg(&again));
@@ -167,7 +183,7 @@ fn export_validates_and_names_the_hub_import_takes_stix2_and_misp() {
     // without --for only TLP:CLEAR leaves
     let public = d.join("public");
     let out = ok(kizuna(d).args(["share", "export", "stix", "--out"]).arg(&public));
-    assert!(out.contains("exported 1 indicators"), "{out}");
+    assert!(out.contains("exported 1 indicators and 1 sightings"), "{out}");
 
     // MISP feed for cert-x: PyMISP loads every event; Orgc is the hub
     let misp_dir = d.join("misp");
@@ -221,6 +237,45 @@ fn export_validates_and_names_the_hub_import_takes_stix2_and_misp() {
     let (code, out, err) = run(kizuna(o).args(["share", "import"]).arg(&bad));
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("indicator--a"), "{err}");
+}
+
+const OWN_SIGHTING: &str = r#"
+import sys
+import stix2
+cert = stix2.Identity(name="CERT Z", identity_class="organization")
+objs = [cert]
+for ref in sys.argv[1:]:
+    objs.append(stix2.Sighting(sighting_of_ref=ref, count=7, first_seen="2026-03-06T01:00:00Z",
+                               last_seen="2026-03-06T02:00:00Z", where_sighted_refs=[cert],
+                               created_by_ref=cert, object_marking_refs=[stix2.TLP_GREEN]))
+print(stix2.Bundle(objects=objs).serialize())
+"#;
+
+#[test]
+fn a_partners_sighting_of_our_indicator_by_id_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_config(d, "");
+    add_indicator(d, "domain", "ours.bad.example", "green", &[]);
+    let id = |host: &str| {
+        kizuna_stix::ids::indicator_id(&kizuna_model::indicator_key(kizuna_model::IndicatorKind::Domain, host))
+    };
+    // the partner's bundle names our indicator by id only (no indicator, no observed-data)
+    let bundle = d.join("sighting.json");
+    std::fs::write(&bundle, python(OWN_SIGHTING, &[&id("ours.bad.example")])).unwrap();
+    let out = ok(kizuna(d).args(["share", "import", "--origin", "cert-z"]).arg(&bundle));
+    assert!(out.contains("imported 0 indicators, 1 sightings, 0 objects rejected"), "{out}");
+    let rec: Value =
+        serde_json::from_str(&ok(kizuna(d).args(["indicator", "show", "domain:ours.bad.example", "--json"]))).unwrap();
+    let seen = rec["provenance"].as_array().unwrap().iter().find(|p| p["source"] == "cert-z/sighting:CERT Z");
+    let seen = seen.unwrap_or_else(|| panic!("sighting not merged: {rec}"));
+    assert!(seen["reason"].as_str().unwrap().starts_with("sighted 7 times by CERT Z"), "{seen}");
+
+    // an id that is not ours (nor in the bundle) is still rejected, with the reason
+    std::fs::write(&bundle, python(OWN_SIGHTING, &[&id("not-ours.bad.example")])).unwrap();
+    let (code, out, err) = run(kizuna(d).args(["share", "import", "--origin", "cert-z"]).arg(&bundle));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("not among the objects received nor one of ours"), "{err}");
 }
 
 struct Proc(Child);
