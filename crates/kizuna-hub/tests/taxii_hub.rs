@@ -123,3 +123,57 @@ async fn hub_serves_its_indicators_over_taxii_by_audience() {
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["http_status"], "401");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polled_sighting_of_our_indicator_by_id_imports() {
+    use kizuna_testkit::medallion::{Medallion, PASSWORD, USER, one_collection};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("k.sqlite")).expect("store"));
+    let store: Arc<dyn HubStore> = sqlite.clone();
+    let now = Timestamp::now();
+    sqlite.upsert_indicators(&[ind("ours.bad.example", Tlp::Green, &[])], now).expect("upsert");
+    sharing::sync_indicators(&store, "hub-a", now).expect("sync");
+    let key = kizuna_model::indicator_key(IndicatorKind::Domain, "ours.bad.example");
+    let ours = kizuna_stix::ids::indicator_id(&key);
+    let other = kizuna_stix::ids::indicator_id(&kizuna_model::indicator_key(IndicatorKind::Domain, "x.example"));
+    // the partner's collection: its identity and two sightings naming indicators by id only
+    let cert = serde_json::json!({"type": "identity", "spec_version": "2.1",
+        "id": "identity--5b0a7f3c-2d4e-4f6a-8b1c-9d0e1f2a3b4c", "created": "2026-03-05T00:00:00.000Z",
+        "modified": "2026-03-05T00:00:00.000Z", "name": "CERT M", "identity_class": "organization"});
+    let sighting = |n: u32, of: &str| {
+        serde_json::json!({"type": "sighting", "spec_version": "2.1",
+            "id": format!("sighting--6c1b8e4d-3e5f-4a7b-9c2d-0e1f2a3b4c{n:02}"),
+            "created": "2026-03-06T00:00:00.000Z", "modified": "2026-03-06T00:00:00.000Z",
+            "created_by_ref": cert["id"], "sighting_of_ref": of, "count": 9,
+            "first_seen": "2026-03-06T00:00:00.000Z", "last_seen": "2026-03-06T01:00:00.000Z",
+            "where_sighted_refs": [cert["id"]],
+            "object_marking_refs": ["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]})
+    };
+    let objects = vec![cert.clone(), sighting(1, &ours), sighting(2, &other)];
+    let m = tokio::task::spawn_blocking(move || {
+        Medallion::start(&one_collection("c0ffee00-0000-4000-8000-000000000001", &objects), 10)
+    })
+    .await
+    .expect("medallion");
+    let p = sharing::PollConfig {
+        name: "cert-m".into(),
+        url: format!("{}/tg/collections/c0ffee00-0000-4000-8000-000000000001/", m.base),
+        user: None,
+        password_file: None,
+        token_file: None,
+        interval_secs: 300,
+        ca_file: None,
+        page_size: 2,
+        timeout_secs: 10,
+        default_tlp: None,
+        tlp_floor: None,
+        sharing_groups: vec![],
+    };
+    let auth = ClientAuth::Basic { user: USER.into(), password: PASSWORD.into() };
+    let out = sharing::poll_partner(&store, &p, auth, &kizuna_testkit::http_client()).await.expect("poll");
+    assert_eq!((out.objects, out.sightings, out.rejected), (3, 1, 1), "{out:?}: ours imports, the unknown id does not");
+    let rec = sqlite.indicator(key).expect("read").expect("record");
+    let seen = rec.provenance.iter().find(|p| p.source == "cert-m/sighting:CERT M").expect("merged into our record");
+    assert!(seen.reason.starts_with("sighted 9 times by CERT M"), "{}", seen.reason);
+    assert_eq!(seen.tlp, Tlp::Green);
+}
