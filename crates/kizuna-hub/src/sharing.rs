@@ -893,3 +893,108 @@ pub fn routes(hub: &Arc<Hub>) -> Router<Arc<Hub>> {
     });
     kizuna_taxii::router(server)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kizuna_model::{ClassificationType, Indicator, IndicatorKind, LegalBasis};
+    use kizuna_store::indicators::{IndicatorState, merge_indicator};
+
+    const TLPS: [Tlp; 5] = [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::AmberStrict, Tlp::Red];
+    const SOURCES: [&str; 4] = ["feed-a", "sensor-b", "cert-p/feed", "cert-p/sighting:ISP Q"];
+
+    fn entry(source: &str, tlp: Tlp, n: i64) -> Indicator {
+        Indicator {
+            kind: IndicatorKind::Domain,
+            value: "x.bad.example".into(),
+            category: ClassificationType::C2Server,
+            source: source.into(),
+            confidence: 50,
+            first_seen: Timestamp::from_secs(1_772_668_800 + n * 7_200),
+            last_seen: Timestamp::from_secs(1_772_668_800 + n * 7_200 + 600 * (n % 3)),
+            expires: Timestamp::from_secs(4_102_444_800),
+            reason: source.into(),
+            malware: None,
+            tlp,
+            sharing_groups: if tlp >= Tlp::Amber { vec![format!("g{}", n % 2)] } else { vec![] },
+            legal_basis: LegalBasis::LegitimateBusiness,
+        }
+    }
+
+    /// Every record of up to three entries (each of four sources, own or a partner's, at each
+    /// TLP): the sighting counts exactly the own entries at the record's TLP, shows only their
+    /// times, and reaches exactly the recipients the indicator reaches.
+    #[test]
+    fn a_sighting_never_widens_its_indicators_audience() {
+        let partners = vec!["cert-p".to_owned()];
+        let recipients = [
+            Recipient::public(),
+            Recipient::new("cert-p", RecipientKind::Partner),
+            Recipient::new("other", RecipientKind::Partner).with_groups(["g0".to_owned()]),
+            Recipient::new("isp", RecipientKind::Member).with_groups(["g1".to_owned()]),
+        ];
+        let choices: Vec<(usize, Tlp)> = (0..SOURCES.len()).flat_map(|s| TLPS.map(|t| (s, t))).collect();
+        let mut checked = 0;
+        for a in 0..choices.len() {
+            for b in a..=choices.len() {
+                for c in b..=choices.len() {
+                    let picked: Vec<(usize, Tlp)> =
+                        [Some(a), (b < choices.len()).then_some(b), (c < choices.len()).then_some(c)]
+                            .into_iter()
+                            .flatten()
+                            .map(|i| choices[i])
+                            .collect();
+                    let entries: Vec<Indicator> =
+                        picked.iter().enumerate().map(|(n, (s, t))| entry(SOURCES[*s], *t, n as i64)).collect();
+                    let first = &entries[0];
+                    let mut rec = IndicatorRecord {
+                        key: first.key(),
+                        indicator: first.clone(),
+                        state: IndicatorState::Active,
+                        conflict: None,
+                        shared_host: None,
+                        provenance: vec![kizuna_store::indicators::provenance_of(first)],
+                        withdrawal: None,
+                        created: first.first_seen,
+                        updated: first.first_seen,
+                        version: 1,
+                        change_seq: 1,
+                    };
+                    for e in &entries[1..] {
+                        merge_indicator(&mut rec, e);
+                    }
+                    let own: Vec<_> = rec
+                        .provenance
+                        .iter()
+                        .filter(|p| (p.source == "feed-a" || p.source == "sensor-b") && p.tlp == rec.indicator.tlp)
+                        .collect();
+                    let got = own_sighting(&rec, &partners, Timestamp::from_secs(1_772_700_000));
+                    let Some(s) = got else {
+                        assert!(own.is_empty(), "{rec:?}");
+                        continue;
+                    };
+                    assert_eq!(s.count, own.len() as u64, "{rec:?}");
+                    assert_eq!(s.first_seen, own.iter().map(|p| p.first_seen).min().expect("own"));
+                    assert_eq!(s.last_seen, own.iter().map(|p| p.last_seen).max().expect("own"));
+                    assert_eq!(s.tlp, rec.indicator.tlp);
+                    let ind = record_labels(&rec, &partners);
+                    let sig = OwnedLabels {
+                        tlp: s.tlp,
+                        groups: s.sharing_groups.clone(),
+                        recipients: vec![],
+                        origin: ind.origin.clone(),
+                    };
+                    for r in &recipients {
+                        assert_eq!(
+                            kizuna_policy::should_send(&sig.as_labels(), r),
+                            kizuna_policy::should_send(&ind.as_labels(), r),
+                            "{r:?} {rec:?}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 500, "only {checked} records had a sighting");
+    }
+}
