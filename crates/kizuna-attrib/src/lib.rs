@@ -1,7 +1,8 @@
 //! Attribution of an address to a member ISP and to its origin AS, by longest prefix match.
 //!
-//! - [`PrefixTable`]: an immutable LPM table (flattened ranges, 16-bit direct index, branchless
-//!   search in the bucket), built once and read lock-free from many threads.
+//! - [`PrefixTable`]: an immutable LPM table (flattened ranges; IPv4 in a DIR-24-8 array of
+//!   value ids, IPv6 under a 16-bit direct index with a branchless search in the bucket), built
+//!   once and read lock-free from many threads.
 //! - [`parse_ipasn`] / [`write_ipasn`]: the pyasn "ipasn" text format for routing tables.
 //! - [`Attributor`]: member and ASN tables built from routes and members' declared space.
 //!

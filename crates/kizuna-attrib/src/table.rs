@@ -3,21 +3,31 @@
 //! # Layout
 //! At build time the prefixes are flattened into non-overlapping address ranges that cover the
 //! whole address space; each range carries the value of its longest matching prefix (or none),
-//! and neighbouring ranges with equal values are merged. The ranges are then cut into buckets by
-//! a direct-indexed multibit trie of packed `u32` entries: a root on the first 20 bits (IPv4) or
-//! 16 bits (IPv6), and child nodes only where a bucket holds more ranges than fit in one search
-//! window. A leaf lists its ranges as slots (range start truncated to the bits below the leaf,
+//! and neighbouring ranges with equal values are merged.
+//!
+//! IPv4 (DIR-24-8): the distinct values are numbered (0 is "none") and kept in a small array; a
+//! direct-indexed array of 2^24 `u32` entries (64 MiB, zero pages stay unmapped where no prefix
+//! covers the /24) holds, for each /24, the value id when one range covers the whole /24, or the
+//! index of a 256-entry chunk of value ids when prefixes longer than /24 split it. A lookup is
+//! one read into the big array, one into the (cache-resident) value array, and one into a chunk
+//! for split /24s; no search.
+//!
+//! IPv6: the ranges are cut into buckets by a direct-indexed multibit trie of packed `u32`
+//! entries: a root on the first 16 bits, and child nodes only where a bucket holds more ranges
+//! than fit in one search window. A leaf lists its ranges as slots (range start truncated to the bits below the leaf,
 //! plus the value, side by side in one cache line or two) and is searched by a branchless binary
 //! search of fixed depth over a window of 16 slots: no data-dependent branch or loop and few
 //! instructions, so the CPU overlaps the memory accesses of consecutive lookups. A lookup
 //! touches the root entry and one leaf, usually. Rare oversized leaves (below the deepest node)
-//! use a branchless binary search; IPv6 leaves with range boundaries past their 63 key bits keep
+//! use a branchless binary search; leaves with range boundaries past their 63 key bits keep
 //! full `u128` keys. Each leaf starts with the range covering its first address, and a leaf that
 //! is one range shares an existing slot holding that value.
 //!
 //! Each family holds at most [`MAX_PREFIXES`] distinct prefixes (the IPv4 Internet table is about
 //! a million); past that the table keeps the prefixes with the lowest addresses.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -38,9 +48,8 @@ const NODE_ALIGN: usize = 16;
 /// Bits of an entry below the payload: 2 tag bits, 5 bits of `len - 1`.
 const PAYLOAD_SHIFT: u32 = 7;
 
-const V4_ROOT: u32 = 20;
-const V4_STRIDES: &[u32] = &[4, 8];
-const V4_WINDOW: usize = 16;
+/// IPv4 direct-array entry flag: the rest is a chunk index, not a value id.
+const V4_CHUNK: u32 = 1 << 31;
 const V6_ROOT: u32 = 16;
 const V6_STRIDES: &[u32] = &[12, 8, 8, 8];
 const V6_WINDOW: usize = 16;
@@ -52,8 +61,22 @@ const V6_WINDOW: usize = 16;
 #[derive(Debug, Clone)]
 pub struct PrefixTable<V: Copy> {
     len: usize,
-    v4: Family<V, u16>,
+    v4: Dir24<V>,
     v6: Family<V, u64>,
+}
+
+/// The IPv4 DIR-24-8 arrays.
+#[derive(Debug, Clone)]
+struct Dir24<V> {
+    /// One entry per /24: a value id, or `V4_CHUNK | chunk`; empty when the family has no
+    /// prefix.
+    top: Vec<u32>,
+    /// Chunks of 256 value ids, one per address of a split /24.
+    chunks: Vec<u32>,
+    /// Values by id; `vals[0]` is `None`.
+    vals: Vec<Option<V>>,
+    /// Number of flattened ranges, for diagnostics.
+    ranges: usize,
 }
 
 /// One address family's trie and leaves.
@@ -93,18 +116,6 @@ trait Key: Copy + Ord + Default {
     fn top_of(x: u128, none: bool) -> Self;
     /// True when the lowest bit is set.
     fn is_none(self) -> bool;
-}
-
-impl Key for u16 {
-    const BITS: u32 = 16;
-    #[inline(always)]
-    fn top_of(x: u128, none: bool) -> Self {
-        (x >> 112) as u16 | u16::from(none)
-    }
-    #[inline(always)]
-    fn is_none(self) -> bool {
-        self & 1 != 0
-    }
 }
 
 impl Key for u64 {
@@ -157,7 +168,7 @@ fn window_le<V, K: Copy + Ord, const W: usize>(w: &[Slot<K, V>; W], len: usize, 
     base
 }
 
-impl<V: Copy + PartialEq> PrefixTable<V> {
+impl<V: Copy + Eq + Hash> PrefixTable<V> {
     /// Builds a table. Host bits of each prefix are masked off (`10.1.2.3/8` is `10.0.0.0/8`);
     /// when the same prefix appears more than once the last value wins.
     pub fn build(entries: impl IntoIterator<Item = (IpNet, V)>) -> Self {
@@ -173,7 +184,7 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
         let (n6, p6) = flatten(e6, 128);
         PrefixTable {
             len: n4 + n6,
-            v4: Family::build::<V4_WINDOW>(&p4, 32, V4_ROOT, V4_STRIDES),
+            v4: Dir24::build(&p4),
             v6: Family::build::<V6_WINDOW>(&p6, 128, V6_ROOT, V6_STRIDES),
         }
     }
@@ -196,45 +207,24 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
     /// `u32::from(Ipv4Addr)` gives).
     #[inline]
     pub fn lookup_v4(&self, ip: u32) -> Option<V> {
-        self.finish_v4(ip, self.root_v4(ip)?)
+        self.finish_v4(ip, self.top_v4(ip)?)
     }
 
-    /// The root entry for an IPv4 address, if the table has IPv4 prefixes.
+    /// The /24 entry for an IPv4 address, if the table has IPv4 prefixes.
     #[inline(always)]
-    fn root_v4(&self, ip: u32) -> Option<u32> {
-        self.v4.nodes.get((ip >> (32 - V4_ROOT)) as usize).copied()
+    fn top_v4(&self, ip: u32) -> Option<u32> {
+        self.v4.top.get((ip >> 8) as usize).copied()
     }
 
-    /// The rest of an IPv4 lookup from its root entry.
+    /// The rest of an IPv4 lookup from its /24 entry.
     #[inline(always)]
     fn finish_v4(&self, ip: u32, e: u32) -> Option<V> {
-        if e & 3 != TAG_LEAF {
-            return self.lookup_v4_deep(ip, e);
-        }
-        // The lowest key bit is a flag, never an address bit: set it so that `key <= k` holds for
-        // every range starting at or before `ip`.
-        let k = ((ip << V4_ROOT) >> 16) as u16 | 1;
-        self.v4.window::<V4_WINDOW>(e, k)
-    }
-
-    /// [`PrefixTable::lookup_v4`] below a root entry that is not a window leaf.
-    #[cold]
-    #[inline(never)]
-    fn lookup_v4_deep(&self, ip: u32, mut e: u32) -> Option<V> {
-        // Left-aligned in a u64, so that a shift by 32 is defined.
-        let ip = u64::from(ip) << 32;
-        let f = &self.v4;
-        let mut depth = V4_ROOT;
-        let mut level = 0;
-        while e & 3 == TAG_NODE {
-            let s = *V4_STRIDES.get(level)?;
-            let i = ((ip << depth) >> (64 - s)) as usize;
-            e = *f.nodes.get((e >> PAYLOAD_SHIFT) as usize * NODE_ALIGN + i)?;
-            depth += s;
-            level += 1;
-        }
-        let k = ((ip << depth) >> 48) as u16 | 1;
-        f.leaf::<V4_WINDOW>(e, k, || u128::from(ip << depth) << 64)
+        let id = if e & V4_CHUNK == 0 {
+            e
+        } else {
+            *self.v4.chunks.get((((e & !V4_CHUNK) as usize) << 8) | (ip & 0xff) as usize)?
+        };
+        self.v4.vals.get(id as usize).copied().flatten()
     }
 
     /// The value of the longest IPv6 prefix holding `ip` (as `u128::from(Ipv6Addr)` gives).
@@ -268,27 +258,50 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
     }
 
     /// Looks up every address of `ips`, appending the answers to `out` in order (the same
-    /// answers as [`PrefixTable::lookup`]). Faster than one call per address on large tables:
-    /// it starts the first memory access of several lookups before finishing any, so their
-    /// cache misses overlap.
+    /// answers as [`PrefixTable::lookup`]). Faster than one call per address: each block of
+    /// addresses is split by family first, then all its IPv4 lookups run in one tight loop and
+    /// all its IPv6 lookups in another, so no family branch is mispredicted between lookups and
+    /// the memory reads of consecutive lookups overlap.
     pub fn lookup_many(&self, ips: &[IpAddr], out: &mut Vec<Option<V>>) {
-        const GROUP: usize = 8;
+        const BLOCK: usize = 256;
         out.reserve(ips.len());
-        for group in ips.chunks(GROUP) {
-            let mut roots = [None; GROUP];
-            for (r, ip) in roots.iter_mut().zip(group) {
-                *r = match *ip {
-                    IpAddr::V4(a) => self.root_v4(u32::from(a)),
-                    IpAddr::V6(a) => self.root_v6(u128::from(a)),
-                };
+        let mut a4 = [(0u32, 0u16); BLOCK];
+        let mut a6 = [(0u128, 0u16); BLOCK];
+        for block in ips.chunks(BLOCK) {
+            let base = out.len();
+            out.resize(base + block.len(), None);
+            let Some(res) = out.get_mut(base..) else { return };
+            let (mut n4, mut n6) = (0usize, 0usize);
+            for (i, ip) in block.iter().enumerate() {
+                match *ip {
+                    IpAddr::V4(a) => {
+                        if let Some(s) = a4.get_mut(n4) {
+                            *s = (u32::from(a), i as u16);
+                        }
+                        n4 += 1;
+                    }
+                    IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+                        if let Some(r) = res.get_mut(i) {
+                            *r = self.lookup(*ip);
+                        }
+                    }
+                    IpAddr::V6(a) => {
+                        if let Some(s) = a6.get_mut(n6) {
+                            *s = (u128::from(a), i as u16);
+                        }
+                        n6 += 1;
+                    }
+                }
             }
-            for (r, ip) in roots.iter().zip(group) {
-                out.push(match (*ip, *r) {
-                    (IpAddr::V6(a), _) if a.to_ipv4_mapped().is_some() => self.lookup(*ip),
-                    (_, None) => None,
-                    (IpAddr::V4(a), Some(e)) => self.finish_v4(u32::from(a), e),
-                    (IpAddr::V6(a), Some(e)) => self.finish_v6(u128::from(a), e),
-                });
+            for &(a, i) in a4.iter().take(n4) {
+                if let Some(r) = res.get_mut(usize::from(i)) {
+                    *r = self.lookup_v4(a);
+                }
+            }
+            for &(a, i) in a6.iter().take(n6) {
+                if let Some(r) = res.get_mut(usize::from(i)) {
+                    *r = self.lookup_v6(a);
+                }
             }
         }
     }
@@ -308,9 +321,74 @@ impl<V: Copy + PartialEq> PrefixTable<V> {
         self.v4.memory_bytes() + self.v6.memory_bytes()
     }
 
-    /// Number of value slots (flattened ranges plus per-bucket copies), for diagnostics.
+    /// Number of value slots (flattened IPv4 ranges, IPv6 leaf slots with their per-bucket
+    /// copies), for diagnostics.
     pub fn range_count(&self) -> usize {
-        self.v4.slots.len() + self.v4.wvals.len() + self.v6.slots.len() + self.v6.wvals.len()
+        self.v4.ranges + self.v6.slots.len() + self.v6.wvals.len()
+    }
+}
+
+impl<V: Copy + Eq + Hash> Dir24<V> {
+    /// Builds the arrays over flattened IPv4 ranges `points` (starts in `0..2^32`).
+    fn build(points: &[(u128, Option<V>)]) -> Self {
+        let mut d = Dir24 { top: Vec::new(), chunks: Vec::new(), vals: vec![None], ranges: points.len() };
+        if points.iter().all(|(_, v)| v.is_none()) {
+            return d;
+        }
+        // Zeroed memory straight from the allocator: /24s no prefix covers are never written,
+        // so their pages are never mapped.
+        d.top = vec![0; 1 << 24];
+        // A /24 is split when a range starts inside it.
+        for &(s, _) in points {
+            if s & 0xff != 0
+                && let Some(t) = d.top.get_mut((s >> 8) as usize)
+                && *t == 0
+            {
+                *t = V4_CHUNK | (d.chunks.len() >> 8) as u32;
+                d.chunks.resize(d.chunks.len() + 256, 0);
+            }
+        }
+        let mut ids: HashMap<V, u32> = HashMap::new();
+        for (i, &(s, v)) in points.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let id = *ids.entry(v).or_insert_with(|| {
+                d.vals.push(Some(v));
+                (d.vals.len() - 1) as u32
+            });
+            let end = points.get(i + 1).map_or(1u64 << 32, |p| p.0 as u64);
+            // Only the first and the last /24 of a range can be split (a split /24 holds the
+            // start of a range): those get the range's part of their chunk, the /24s between
+            // get the id.
+            let mut a = s as u64;
+            while a < end {
+                let slot = (a >> 8) as usize;
+                let Some(&t) = d.top.get(slot) else { break };
+                if t & V4_CHUNK != 0 {
+                    let next = (a | 0xff) + 1;
+                    let base = ((t & !V4_CHUNK) as usize) << 8;
+                    let (lo, hi) = ((a & 0xff) as usize, (end.min(next) - (a & !0xff)) as usize);
+                    if let Some(c) = d.chunks.get_mut(base + lo..base + hi) {
+                        c.fill(id);
+                    }
+                    a = next;
+                } else {
+                    // Whole /24s up to the one holding `end`, which is split if `end` is not
+                    // at its start (and then handled on the next turn).
+                    let stop = ((end >> 8) as usize).max(slot + 1);
+                    if let Some(ts) = d.top.get_mut(slot..stop) {
+                        ts.fill(id);
+                    }
+                    a = (stop as u64) << 8;
+                }
+            }
+        }
+        d.chunks.shrink_to_fit();
+        d.vals.shrink_to_fit();
+        d
+    }
+
+    fn memory_bytes(&self) -> usize {
+        (self.top.capacity() + self.chunks.capacity()) * 4 + self.vals.capacity() * std::mem::size_of::<Option<V>>()
     }
 }
 
@@ -601,7 +679,7 @@ mod tests {
         }
         entries.push((net("2001:db8::/32"), 1));
         let t = PrefixTable::build(entries.iter().copied());
-        assert!(t.v4.nodes.len() > 1 << V4_ROOT, "IPv4 child nodes");
+        assert!(!t.v4.chunks.is_empty(), "IPv4 chunks");
         assert!(!t.v6.big.is_empty(), "IPv6 big leaf");
         assert!(!t.v6.wide.is_empty(), "IPv6 wide leaf");
         let mut probes: Vec<IpAddr> = Vec::new();
