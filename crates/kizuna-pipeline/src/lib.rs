@@ -5,10 +5,12 @@
 //! [`Store`]. The CLI (`kizuna ingest`) and the hub's HTTP ingest endpoint both call it, so the
 //! two paths behave identically.
 //!
-//! Shape: the parser runs on its own thread and hands fixed-size batches through a bounded
-//! channel to the committing thread. Memory is bounded by `channel depth × batch size`, never by
-//! the input's size (a 10M-line file takes the same memory as a 10k-line one), and parsing
-//! overlaps with the store's commit.
+//! Shape: the parser (parse, attribute, content id) runs on its own thread and hands fixed-size
+//! batches through a bounded channel to an encoder thread (the store's body encoding,
+//! [`kizuna_store::codec::EncodedBatch`], and per-member counts), which hands them to the
+//! committing thread ([`Store::commit_encoded`]); a last thread frees committed batches. Memory
+//! is bounded by `channel depth × batch size`, never by the input's size (a 10M-line file takes
+//! the same memory as a 10k-line one), and parsing and encoding overlap with the store's commit.
 //!
 //! **Invariant:** a batch is counted as stored only after [`Store::commit_batch`] returned; a
 //! record that fails to parse is committed to quarantine in the same transaction as the good
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use kizuna_attrib::{Attributor, MemberSpace};
 use kizuna_model::{MemberId, Rejected, Routed};
 use kizuna_parsers::{Context, Format, Item};
+use kizuna_store::codec::EncodedBatch;
 use kizuna_store::{Batch, BatchOutcome, Store, StoreError};
 
 /// Errors that stop an ingest run. Bad records never do: they are quarantined.
@@ -192,7 +195,14 @@ pub fn ingest_with<R: BufRead + Send>(
     after_commit: AfterCommit<'_>,
 ) -> Result<Summary, IngestError> {
     let batch_size = opts.batch_size.max(1);
-    let (tx, rx) = crossbeam_channel::bounded::<Chunk>(opts.queue_depth.max(1));
+    let depth = opts.queue_depth.max(1);
+    // Four stages, each on its own thread, joined by bounded channels: parse + attribute + id →
+    // encode the bodies and count per member → commit (this thread) → free the batch. The
+    // committing thread only writes: encoding and freeing a batch (many small allocations) cost
+    // about as much as the SQLite work itself, and here they overlap with the next commit.
+    let (tx, rx) = crossbeam_channel::bounded::<Chunk>(depth);
+    let (enc_tx, enc_rx) = crossbeam_channel::bounded::<(Chunk, EncodedBatch)>(1);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<(Chunk, EncodedBatch)>(depth);
     // Set up the parser on this thread so a setup error is returned before anything starts.
     let items = kizuna_parsers::parse(format, ctx, input)?;
     std::thread::scope(|scope| {
@@ -225,11 +235,21 @@ pub fn ingest_with<R: BufRead + Send>(
             }
             let _ = tx.send(chunk);
         });
+        let encoder = scope.spawn(move || {
+            for mut chunk in rx.iter() {
+                chunk.tally();
+                let encoded = EncodedBatch::of(&chunk.batch);
+                if enc_tx.send((chunk, encoded)).is_err() {
+                    return; // the committer stopped; dropping `rx` stops the parser
+                }
+            }
+        });
+        let dropper = scope.spawn(move || for _ in done_rx.iter() {});
 
         let mut summary = Summary::default();
         let mut result = Ok(());
-        for chunk in rx.iter() {
-            match store.commit_batch(&chunk.batch) {
+        for (chunk, encoded) in enc_rx.iter() {
+            match store.commit_encoded(&chunk.batch, &encoded) {
                 Ok(outcome) => summary.add_chunk(&chunk, outcome),
                 Err(source) => {
                     result = Err(IngestError::Store { committed: summary.stored, source });
@@ -240,9 +260,13 @@ pub fn ingest_with<R: BufRead + Send>(
                 result = Err(IngestError::AfterCommit { committed: summary.stored, message });
                 break;
             }
+            // Freeing happens on the dropper thread; it only fails if that thread died.
+            let _ = done_tx.send((chunk, encoded));
         }
-        drop(rx);
-        if parser.join().is_err() {
+        drop(enc_rx);
+        drop(done_tx);
+        let died = [parser.join().is_err(), encoder.join().is_err(), dropper.join().is_err()];
+        if died.contains(&true) {
             return Err(IngestError::ParserDied);
         }
         result.map(|()| summary)
@@ -253,6 +277,10 @@ struct Chunk {
     batch: Batch,
     read: u64,
     skipped: BTreeMap<String, u64>,
+    /// Filled by [`Chunk::tally`] off the committing thread.
+    attributed: u64,
+    unattributed: u64,
+    per_member: BTreeMap<MemberId, u64>,
 }
 
 impl Chunk {
@@ -261,6 +289,34 @@ impl Chunk {
             batch: Batch { observations: Vec::with_capacity(n), rejected: Vec::new() },
             read: 0,
             skipped: BTreeMap::new(),
+            attributed: 0,
+            unattributed: 0,
+            per_member: BTreeMap::new(),
+        }
+    }
+
+    /// Counts the batch's observations per member.
+    fn tally(&mut self) {
+        let mut last: Option<(MemberId, u64)> = None;
+        for r in &self.batch.observations {
+            match r.member {
+                Some(m) => {
+                    self.attributed += 1;
+                    match &mut last {
+                        Some((lm, n)) if *lm == m => *n += 1,
+                        _ => {
+                            if let Some((lm, n)) = last.take() {
+                                *self.per_member.entry(lm).or_default() += n;
+                            }
+                            last = Some((m, 1));
+                        }
+                    }
+                }
+                None => self.unattributed += 1,
+            }
+        }
+        if let Some((lm, n)) = last {
+            *self.per_member.entry(lm).or_default() += n;
         }
     }
 }
@@ -274,14 +330,10 @@ impl Summary {
         for (k, v) in &chunk.skipped {
             *self.skipped.entry(k.clone()).or_default() += v;
         }
-        for r in &chunk.batch.observations {
-            match r.member {
-                Some(m) => {
-                    self.attributed += 1;
-                    *self.per_member.entry(m).or_default() += 1;
-                }
-                None => self.unattributed += 1,
-            }
+        self.attributed += chunk.attributed;
+        self.unattributed += chunk.unattributed;
+        for (m, n) in &chunk.per_member {
+            *self.per_member.entry(*m).or_default() += n;
         }
         let room = MAX_KEPT_REJECTIONS.saturating_sub(self.first_rejections.len());
         self.first_rejections.extend(chunk.batch.rejected.iter().take(room).cloned());

@@ -384,6 +384,50 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The bodies of a batch's observations, encoded ahead of the commit by [`EncodedBatch::of`], so
+/// that a pipeline can encode on one thread while another commits the previous batch
+/// ([`crate::Store::commit_encoded`]).
+#[derive(Debug, Default, Clone)]
+pub struct EncodedBatch {
+    bytes: Vec<u8>,
+    /// End offset in `bytes` of each observation's body, in batch order.
+    ends: Vec<usize>,
+}
+
+impl EncodedBatch {
+    /// Encodes every observation of `batch`, in order.
+    pub fn of(batch: &crate::Batch) -> Self {
+        let mut bytes = Vec::with_capacity(batch.observations.len() * 192);
+        let mut ends = Vec::with_capacity(batch.observations.len());
+        for r in &batch.observations {
+            encode(&r.observation, &mut bytes);
+            ends.push(bytes.len());
+        }
+        EncodedBatch { bytes, ends }
+    }
+
+    /// Number of encoded observations.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no observation is encoded.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// All bodies, back to back.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Where the body of the `k`-th observation lies in [`EncodedBatch::bytes`].
+    pub fn span(&self, k: usize) -> std::ops::Range<usize> {
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        start..self.ends[k]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

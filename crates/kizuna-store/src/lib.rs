@@ -243,6 +243,15 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NotFound`] and stores nothing.
     fn commit_batch(&self, batch: &Batch) -> Result<BatchOutcome>;
 
+    /// [`Store::commit_batch`] with the observations' bodies already encoded
+    /// ([`codec::EncodedBatch::of`] of this `batch`, e.g. on the pipeline's encoder thread), so the
+    /// committing thread only writes. Same semantics; a backend that does not keep
+    /// [`codec`] bodies ignores `encoded`.
+    fn commit_encoded(&self, batch: &Batch, encoded: &codec::EncodedBatch) -> Result<BatchOutcome> {
+        let _ = encoded;
+        self.commit_batch(batch)
+    }
+
     /// One observation by id.
     fn observation(&self, id: &ObservationId) -> Result<Option<StoredObservation>>;
 

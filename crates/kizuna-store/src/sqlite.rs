@@ -28,8 +28,9 @@
 //! | `obs_members` | member, seq | [`Store::page`] |
 //! | `obs_times` | feed, retention time, seq | [`Store::expire`] |
 //!
-//! [`Store::commit_batch`] encodes every body ([`crate::codec`]) and drops repeats inside the
-//! batch before taking the writer lock, then in one `BEGIN IMMEDIATE` transaction fills each
+//! [`Store::commit_batch`] encodes every body ([`crate::codec`]; [`Store::commit_encoded`] takes
+//! them encoded already, by the pipeline's encoder thread) and drops repeats inside the batch
+//! before taking the writer lock, then in one `BEGIN IMMEDIATE` transaction fills each
 //! table with cached multi-row `INSERT OR IGNORE` statements (256 rows each) in key order, so
 //! consecutive rows land on the B-tree page the cursor is already on. It first inserts the
 //! deduplication keys assuming nothing is stored yet; if some were (re-ingest), it rolls back
@@ -1017,19 +1018,28 @@ fn expire_chunk(conn: &mut Connection, feed: i64, cutoff: i64) -> Result<(usize,
 
 impl Store for SqliteStore {
     fn commit_batch(&self, batch: &Batch) -> Result<BatchOutcome> {
-        // Encode and drop repeats inside the batch before taking the writer lock, so that
-        // concurrent committers do this work in parallel.
-        let mut bodies = Vec::with_capacity(batch.observations.len() * 160);
+        // Encode before taking the writer lock, so that concurrent committers do this work in
+        // parallel.
+        self.commit_encoded(batch, &codec::EncodedBatch::of(batch))
+    }
+
+    fn commit_encoded(&self, batch: &Batch, encoded: &codec::EncodedBatch) -> Result<BatchOutcome> {
+        if encoded.len() != batch.observations.len() {
+            return Err(StoreError::Backend(format!(
+                "encoded bodies of {} observations given for a batch of {}",
+                encoded.len(),
+                batch.observations.len()
+            )));
+        }
+        // Drop repeats inside the batch before taking the writer lock.
         let mut rows = Vec::with_capacity(batch.observations.len());
         let mut seen: std::collections::HashSet<ObservationId, IdHash> =
             std::collections::HashSet::with_capacity_and_hasher(batch.observations.len(), IdHash);
-        for r in &batch.observations {
+        for (k, r) in batch.observations.iter().enumerate() {
             if !seen.insert(r.id) {
                 continue;
             }
             let o = &r.observation;
-            let start = bodies.len();
-            codec::encode(o, &mut bodies);
             let mut ip = [0u8; 16];
             let ip_len = match o.source.ip {
                 Some(a) => ip_bytes(a, &mut ip).len() as u8,
@@ -1044,11 +1054,11 @@ impl Store for SqliteStore {
                 ts: o.time_source.map_or(NO_TIME, Timestamp::as_micros),
                 ip,
                 ip_len,
-                body: start..bodies.len(),
+                body: encoded.span(k),
             });
         }
         let now = Timestamp::now().as_micros();
-        self.write(|w| w.commit(batch, &rows, &bodies, now))
+        self.write(|w| w.commit(batch, &rows, encoded.bytes(), now))
     }
 
     fn observation(&self, id: &ObservationId) -> Result<Option<StoredObservation>> {
@@ -1446,5 +1456,54 @@ impl Store for SqliteStore {
                 })
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kizuna_model::{Classification, ClassificationType, Observation};
+
+    use super::*;
+
+    fn batch(n: u32) -> Batch {
+        let observations = (0..n)
+            .map(|k| {
+                let mut o = Observation::new(
+                    "honeypot",
+                    Classification::new(ClassificationType::BruteForce),
+                    Timestamp::from_secs(1_772_668_812),
+                );
+                o.time_source = Some(Timestamp::from_secs(1_772_668_000 + i64::from(k)));
+                o.source.ip = Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + k)));
+                o.extra.insert("k".into(), serde_json::json!(k));
+                Routed { id: o.id(), observation: o, member: None }
+            })
+            .collect();
+        Batch { observations, rejected: Vec::new() }
+    }
+
+    #[test]
+    fn commit_encoded_stores_what_commit_batch_would() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let b = batch(300);
+        let out = store.commit_encoded(&b, &codec::EncodedBatch::of(&b)).expect("commit");
+        assert_eq!((out.stored, out.duplicates), (300, 0));
+        for r in &b.observations {
+            let got = store.observation(&r.id).expect("read").expect("stored");
+            assert_eq!(got.routed, *r);
+        }
+        // The same batch through commit_batch adds nothing: same ids, same rows.
+        let again = store.commit_batch(&b).expect("commit again");
+        assert_eq!((again.stored, again.duplicates), (0, 300));
+    }
+
+    #[test]
+    fn commit_encoded_refuses_bodies_of_another_batch() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let b = batch(10);
+        let other = batch(9);
+        let err = store.commit_encoded(&b, &codec::EncodedBatch::of(&other)).expect_err("mismatch");
+        assert!(err.to_string().contains("encoded bodies of 9 observations"), "{err}");
+        assert_eq!(store.totals().expect("totals").observations, 0);
     }
 }
