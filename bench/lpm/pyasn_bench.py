@@ -46,15 +46,19 @@ def main():
     # The public API, as users call it: lookup() returns (asn, prefix).
     lookup = db.lookup
     best = None
+    best_cpu = None
     got = None
     for _ in range(2):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         res = [lookup(a)[0] for a in addrs]
-        dt = time.perf_counter() - t
+        dt, dc = time.perf_counter() - t, time.process_time() - c
         if best is None or dt < best:
             best = dt
+        if best_cpu is None or dc < best_cpu:
+            best_cpu = dc
         got = res
     rate = len(addrs) / best
+    cpu_rate = len(addrs) / best_cpu
 
     # The C radix search alone, without the tuple that lookup() builds.
     search = db.radix.search_best
@@ -71,6 +75,7 @@ def main():
         "pyasn_version": pyasn.__version__,
         "lookups": len(addrs),
         "lookups_per_s": rate,
+        "cpu_lookups_per_s": cpu_rate,
         "search_best_per_s": raw_rate,
         "load_s": load_s,
         "rss_growth_bytes": rss_growth,
@@ -81,6 +86,7 @@ def main():
         json.dump(res, f, indent=1)
 
     kz_rate = kz["lookups_per_s_py_set"]
+    kz_cpu = kz["cpu_lookups_per_s_py_set"]
     lines = [
         "# LPM attribution: kizuna-attrib vs pyasn",
         "",
@@ -89,31 +95,40 @@ def main():
         "Addresses: drawn uniformly from inside uniformly chosen prefixes (%.0f%% IPv4). One thread each."
         % (100.0 * kz["v4_addrs"] / kz["lookups"]),
         "",
-        "| implementation | addresses | lookups/s | vs pyasn lookup() | load + build | memory | answers identical |",
-        "|---|---:|---:|---:|---:|---:|---|",
-        "| kizuna `PrefixTable::lookup` | %d | %.2fM | %.1fx | %.2f s | %s (heap) | %s |"
+        "Wall-clock lookups/s count the time other processes took the core; lookups per CPU second "
+        "(the thread's own run time) are what one core does.",
+        "",
+        "| implementation | addresses | lookups/s | per CPU s | vs pyasn lookup() (CPU) | load + build | memory | answers identical |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| kizuna `PrefixTable::lookup` | %d | %.2fM | %.2fM | %.1fx | %.2f s | %s (heap) | %s |"
         % (
             kz["py_lookups"],
             kz_rate / 1e6,
-            kz_rate / rate,
+            kz_cpu / 1e6,
+            kz_cpu / cpu_rate,
             kz["parse_s"] + kz["build_s"],
             mib(kz["memory_bytes"]),
             "yes" if identical else "NO (%d differ)" % mismatches,
         ),
-        "| kizuna `PrefixTable::lookup` | %d | %.2fM | %.1fx | | | (checksum %d) |"
-        % (kz["lookups"], kz["lookups_per_s"] / 1e6, kz["lookups_per_s"] / rate, kz["checksum"]),
-        "| kizuna `lookup_many` (groups of 1024) | %d | %.2fM | %.1fx | | | same checksum |"
-        % (kz["lookups"], kz["lookup_many_per_s"] / 1e6, kz["lookup_many_per_s"] / rate),
-        "| kizuna `lookup_v4` only | %d | %.2fM | | | | |" % (kz["v4_addrs"], kz["lookups_per_s_v4"] / 1e6),
-        "| kizuna `lookup_v6` only | %d | %.2fM | | | | |" % (kz["v6_addrs"], kz["lookups_per_s_v6"] / 1e6),
-        "| pyasn %s `lookup()` | %d | %.2fM | 1.0x | %.2f s | %s (RSS growth) | reference |"
-        % (pyasn.__version__, len(addrs), rate / 1e6, load_s, mib(rss_growth)),
-        "| pyasn %s `radix.search_best()` | %d | %.2fM | %.1fx | | | |"
-        % (pyasn.__version__, len(addrs), raw_rate / 1e6, raw_rate / rate),
+        "| kizuna `PrefixTable::lookup` | %d | %.2fM | %.2fM | %.1fx | | | (checksum %d) |"
+        % (kz["lookups"], kz["lookups_per_s"] / 1e6, kz["cpu_lookups_per_s"] / 1e6,
+           kz["cpu_lookups_per_s"] / cpu_rate, kz["checksum"]),
+        "| kizuna `lookup_many` (groups of 1024) | %d | %.2fM | %.2fM | %.1fx | | | same checksum |"
+        % (kz["lookups"], kz["lookup_many_per_s"] / 1e6, kz["cpu_lookup_many_per_s"] / 1e6,
+           kz["cpu_lookup_many_per_s"] / cpu_rate),
+        "| kizuna `lookup_v4` only | %d | %.2fM | %.2fM | | | | |"
+        % (kz["v4_addrs"], kz["lookups_per_s_v4"] / 1e6, kz["cpu_lookups_per_s_v4"] / 1e6),
+        "| kizuna `lookup_v6` only | %d | %.2fM | %.2fM | | | | |"
+        % (kz["v6_addrs"], kz["lookups_per_s_v6"] / 1e6, kz["cpu_lookups_per_s_v6"] / 1e6),
+        "| pyasn %s `lookup()` | %d | %.2fM | %.2fM | 1.0x | %.2f s | %s (RSS growth) | reference |"
+        % (pyasn.__version__, len(addrs), rate / 1e6, cpu_rate / 1e6, load_s, mib(rss_growth)),
+        "| pyasn %s `radix.search_best()` | %d | %.2fM | | | | | |"
+        % (pyasn.__version__, len(addrs), raw_rate / 1e6),
         "",
         "kizuna: %d value slots; table parse %.2f s, build %.2f s; process RSS growth during build %s."
         % (kz["ranges"], kz["parse_s"], kz["build_s"], mib(kz["rss_growth_bytes"] or 0)),
-        "Ratio on the same %d addresses: kizuna is %.1fx pyasn lookup()." % (len(addrs), kz_rate / rate),
+        "Ratio on the same %d addresses: kizuna is %.1fx pyasn lookup() per CPU second, %.1fx wall-clock."
+        % (len(addrs), kz_cpu / cpu_rate, kz_rate / rate),
     ]
     if first_bad:
         lines.append("First mismatch: %s pyasn=%s kizuna=%s" % first_bad)

@@ -213,22 +213,40 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// Lookups per second over `addrs`, best of `rounds`, and a checksum of the answers.
-fn time_lookups<T: Copy>(addrs: &[T], rounds: usize, f: impl Fn(T) -> Option<u32>) -> (f64, u64) {
-    let mut best = f64::INFINITY;
-    let mut sum = 0u64;
+/// Nanoseconds this thread has run on a CPU (from /proc/thread-self/schedstat): on a machine
+/// shared with other work, lookups per CPU second are what one core does, while wall-clock
+/// rates also count the time the scheduler gave to others.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Best wall-clock and best CPU seconds of `rounds` runs of `f`, and the last run's result.
+fn best_of(rounds: usize, mut f: impl FnMut() -> u64) -> (f64, f64, u64) {
+    let (mut wall, mut cpu, mut out) = (f64::INFINITY, f64::INFINITY, 0);
     for _ in 0..rounds {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_ns());
+        out = std::hint::black_box(f());
+        wall = wall.min(t.elapsed().as_secs_f64());
+        cpu = cpu.min(cpu_ns().saturating_sub(c) as f64 / 1e9);
+    }
+    (wall, cpu, out)
+}
+
+/// Lookups per wall-clock second and per CPU second over `addrs`, best of `rounds`, and a
+/// checksum of the answers.
+fn time_lookups<T: Copy>(addrs: &[T], rounds: usize, f: impl Fn(T) -> Option<u32>) -> (f64, f64, u64) {
+    let (wall, cpu, sum) = best_of(rounds, || {
         let mut s = 0u64;
         for &a in addrs {
             let v = f(std::hint::black_box(a)).map_or(0, |x| u64::from(x) + 1);
             s = s.wrapping_mul(0x100_0000_01b3).wrapping_add(v);
         }
-        let dt = t.elapsed().as_secs_f64();
-        sum = std::hint::black_box(s);
-        best = best.min(dt);
-    }
-    (addrs.len() as f64 / best, sum)
+        s
+    });
+    (addrs.len() as f64 / wall, addrs.len() as f64 / cpu, sum)
 }
 
 fn rss_bytes() -> Option<u64> {
@@ -284,14 +302,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     a.flush()?;
     ans.flush()?;
 
-    let (mixed, sum) = time_lookups(&addrs, 3, |ip| table.lookup(ip));
-    let (mixed_py, _) = time_lookups(&addrs[..args.py_lookups], 3, |ip| table.lookup(ip));
+    let (mixed, mixed_cpu, sum) = time_lookups(&addrs, 3, |ip| table.lookup(ip));
+    let (mixed_py, mixed_py_cpu, _) = time_lookups(&addrs[..args.py_lookups], 3, |ip| table.lookup(ip));
     // lookup_many over groups of 1024 addresses, as a batch consumer would call it.
     let mut out: Vec<Option<u32>> = Vec::with_capacity(1024);
-    let mut many_best = f64::INFINITY;
-    let mut many_sum = 0u64;
-    for _ in 0..3 {
-        let t = Instant::now();
+    let (many_wall, many_cpu_s, many_sum) = best_of(3, || {
         let mut s = 0u64;
         for chunk in addrs.chunks(1024) {
             out.clear();
@@ -300,10 +315,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 s = s.wrapping_mul(0x100_0000_01b3).wrapping_add(v.map_or(0, |x| u64::from(x) + 1));
             }
         }
-        many_best = many_best.min(t.elapsed().as_secs_f64());
-        many_sum = std::hint::black_box(s);
-    }
-    let many = addrs.len() as f64 / many_best;
+        s
+    });
+    let many = addrs.len() as f64 / many_wall;
+    let many_cpu = addrs.len() as f64 / many_cpu_s;
     if many_sum != sum {
         return Err("lookup_many answers differ from lookup".into());
     }
@@ -311,9 +326,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         addrs.iter().filter_map(|ip| if let IpAddr::V4(a) = ip { Some(u32::from(*a)) } else { None }).collect();
     let v6: Vec<u128> =
         addrs.iter().filter_map(|ip| if let IpAddr::V6(a) = ip { Some(u128::from(*a)) } else { None }).collect();
-    let (v4_rate, _) = time_lookups(&v4, 3, |ip| table.lookup_v4(ip));
-    let (v6_rate, _) = time_lookups(&v6, 3, |ip| table.lookup_v6(ip));
+    let (v4_rate, v4_cpu, _) = time_lookups(&v4, 3, |ip| table.lookup_v4(ip));
+    let (v6_rate, v6_cpu, _) = time_lookups(&v6, 3, |ip| table.lookup_v6(ip));
     let found = addrs.iter().filter(|&&ip| table.lookup(ip).is_some()).count();
+    eprintln!(
+        "lookups per CPU s: mixed {:.1}M, lookup_many {:.1}M, v4 {:.1}M, v6 {:.1}M",
+        mixed_cpu / 1e6,
+        many_cpu / 1e6,
+        v4_cpu / 1e6,
+        v6_cpu / 1e6
+    );
     eprintln!(
         "lookups/s: mixed {:.1}M, lookup_many {:.1}M, first {} {:.1}M, v4 {:.1}M, v6 {:.1}M; {found} of {} found",
         mixed / 1e6,
@@ -328,7 +350,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let json = format!(
         "{{\"prefixes\": {}, \"prefixes_v4\": {}, \"prefixes_v6\": {}, \"ranges\": {}, \"lookups\": {}, \
          \"py_lookups\": {}, \"lookups_per_s\": {mixed:.0}, \"lookup_many_per_s\": {many:.0}, \"lookups_per_s_py_set\": {mixed_py:.0}, \
-         \"lookups_per_s_v4\": {v4_rate:.0}, \"lookups_per_s_v6\": {v6_rate:.0}, \"v4_addrs\": {}, \
+         \"lookups_per_s_v4\": {v4_rate:.0}, \"lookups_per_s_v6\": {v6_rate:.0}, \
+         \"cpu_lookups_per_s\": {mixed_cpu:.0}, \"cpu_lookup_many_per_s\": {many_cpu:.0}, \
+         \"cpu_lookups_per_s_py_set\": {mixed_py_cpu:.0}, \"cpu_lookups_per_s_v4\": {v4_cpu:.0}, \
+         \"cpu_lookups_per_s_v6\": {v6_cpu:.0}, \"v4_addrs\": {}, \
          \"v6_addrs\": {}, \"found\": {found}, \"checksum\": {sum}, \"parse_s\": {parse_s:.3}, \
          \"build_s\": {build_s:.3}, \"memory_bytes\": {}, \"rss_growth_bytes\": {}}}\n",
         table.len(),
