@@ -271,6 +271,16 @@ async fn a_sighting_reaches_exactly_its_indicators_audience() {
             assert!(t <= Tlp::Green, "a {t:?} object reached the GREEN partner: {o}");
         }
     }
+    // The GREEN indicator itself carries only its GREEN source's times: the AMBER sensor saw it a
+    // day earlier, which the GREEN partner must not learn.
+    let mixed: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["type"] == "indicator" && o["pattern"].as_str().is_some_and(|p| p.contains("mixed.bad.example")))
+        .collect();
+    assert!(!mixed.is_empty(), "the GREEN indicator is shared: {g}");
+    for i in &mixed {
+        assert_eq!(i["valid_from"].as_str(), Some(&*stamp(T0)), "the AMBER source's first sighting leaked: {i}");
+    }
     let sightings: Vec<&Value> = objects.iter().filter(|o| o["type"] == "sighting").collect();
     let mut of: Vec<&str> = sightings.iter().filter_map(|s| s["sighting_of_ref"].as_str()).collect();
     of.sort();

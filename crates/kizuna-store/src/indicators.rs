@@ -537,22 +537,15 @@ pub trait IndicatorStore: Send + Sync {
 /// anything changed. State and allow-list fields are left to the caller.
 pub fn merge_indicator(rec: &mut IndicatorRecord, new: &Indicator) -> bool {
     let before = (rec.indicator.clone(), rec.provenance.clone());
+    // The record is published at its widest TLP, so everything it shows must come from entries
+    // at that TLP: a narrower source's times, confidence, malware name or sharing groups would
+    // leak to an audience that source did not allow (its entry stays in the provenance, which
+    // only analysts see).
+    let was = rec.indicator.tlp;
     let ind = &mut rec.indicator;
-    ind.first_seen = ind.first_seen.min(new.first_seen);
-    ind.last_seen = ind.last_seen.max(new.last_seen);
     if new.expires.as_micros() >= ind.expires.as_micros().saturating_add(EXPIRY_EXTEND_MIN_MICROS) {
         ind.expires = new.expires;
     }
-    ind.confidence = ind.confidence.max(new.confidence);
-    if ind.malware.is_none() {
-        ind.malware.clone_from(&new.malware);
-    }
-    for g in &new.sharing_groups {
-        if !ind.sharing_groups.contains(g) {
-            ind.sharing_groups.push(g.clone());
-        }
-    }
-    ind.sharing_groups.sort();
     match rec.provenance.iter_mut().find(|p| p.source == new.source) {
         Some(p) => {
             p.first_seen = p.first_seen.min(new.first_seen);
@@ -581,6 +574,27 @@ pub fn merge_indicator(rec: &mut IndicatorRecord, new: &Indicator) -> bool {
         ind.reason.clone_from(&p.reason);
         ind.category = p.category;
         ind.legal_basis = p.legal_basis;
+        let at = rec.provenance.iter().filter(|p| p.tlp == widest);
+        ind.first_seen = at.clone().map(|p| p.first_seen).min().unwrap_or(ind.first_seen);
+        ind.last_seen = at.clone().map(|p| p.last_seen).max().unwrap_or(ind.last_seen);
+        ind.confidence = at.map(|p| p.confidence).max().unwrap_or(ind.confidence);
+        if new.tlp == widest {
+            if widest < was {
+                // Widened by this sighting: what the record carried came from narrower sources.
+                ind.sharing_groups.clone_from(&new.sharing_groups);
+                ind.malware.clone_from(&new.malware);
+            } else {
+                for g in &new.sharing_groups {
+                    if !ind.sharing_groups.contains(g) {
+                        ind.sharing_groups.push(g.clone());
+                    }
+                }
+                if ind.malware.is_none() {
+                    ind.malware.clone_from(&new.malware);
+                }
+            }
+            ind.sharing_groups.sort();
+        }
     }
     (rec.indicator.clone(), rec.provenance.clone()) != before
 }
@@ -775,6 +789,38 @@ pub mod conformance {
         assert_eq!(rc.provenance.len(), 2);
         assert_eq!(rc.indicator.last_seen, t(2));
         assert_eq!(rc.version, 1);
+
+        // What a narrower source said never shows on a wider record (it would reach an audience
+        // that source did not allow); it stays in the provenance. In either order of arrival.
+        for (n, amber_first) in [(0, true), (1, false)] {
+            let value = format!("mixed{n}.example");
+            let mut amber = ind(IndicatorKind::Domain, &value, "sensor-amber", 30);
+            amber.first_seen = t(1);
+            amber.confidence = 99;
+            amber.sharing_groups = vec!["secret-group".into()];
+            amber.malware = Some("secret-family".into());
+            let mut green = ind(IndicatorKind::Domain, &value, "feed-green", 10);
+            green.tlp = Tlp::Green;
+            green.last_seen = t(12);
+            green.sharing_groups = vec!["g-green".into()];
+            let order = if amber_first { [&amber, &green] } else { [&green, &amber] };
+            for i in order {
+                s.upsert_indicators(std::slice::from_ref(i), t(40)).expect("upsert");
+            }
+            let mut later = amber.clone();
+            later.last_seen = t(50);
+            later.confidence = 100;
+            s.upsert_indicators(&[later], t(50)).expect("later amber");
+            let r = get(s.as_ref(), &green);
+            let i = &r.indicator;
+            assert_eq!(i.tlp, Tlp::Green, "{value}");
+            assert_eq!((i.first_seen, i.last_seen), (t(10), t(12)), "{value}: only the GREEN source's times");
+            assert_eq!(i.confidence, 50, "{value}");
+            assert_eq!(i.sharing_groups, vec!["g-green".to_string()], "{value}");
+            assert_eq!(i.malware, None, "{value}: the AMBER source's malware name stays out");
+            let a = r.provenance.iter().find(|p| p.source == "sensor-amber").expect("amber entry kept");
+            assert_eq!((a.first_seen, a.last_seen, a.tlp), (t(1), t(50), Tlp::Amber), "{value}");
+        }
     }
 
     /// A value not in canonical form fails the whole batch; nothing is stored.
