@@ -5,9 +5,9 @@
 //! [`Store`]. The CLI (`kizuna ingest`) and the hub's HTTP ingest endpoint both call it, so the
 //! two paths behave identically.
 //!
-//! Shape: the parser (parse, attribute, content id) runs on its own thread and hands fixed-size
-//! batches through a bounded channel to an encoder thread (the store's body encoding,
-//! [`kizuna_store::codec::EncodedBatch`], and per-member counts), which hands them to the
+//! Shape: the parser runs on its own thread and hands fixed-size batches through a bounded
+//! channel to a second thread (attribution, content id, the store's body encoding
+//! [`kizuna_store::codec::EncodedBatch`], per-member counts), which hands them to the
 //! committing thread ([`Store::commit_encoded`]); a last thread frees committed batches. Memory
 //! is bounded by `channel depth × batch size`, never by the input's size (a 10M-line file takes
 //! the same memory as a 10k-line one), and parsing and encoding overlap with the store's commit.
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kizuna_attrib::{Attributor, MemberSpace};
-use kizuna_model::{MemberId, Rejected, Routed};
+use kizuna_model::{MemberId, ObservationId, Rejected, Routed};
 use kizuna_parsers::{Context, Format, Item};
 use kizuna_store::codec::EncodedBatch;
 use kizuna_store::{Batch, BatchOutcome, Store, StoreError};
@@ -196,10 +196,11 @@ pub fn ingest_with<R: BufRead + Send>(
 ) -> Result<Summary, IngestError> {
     let batch_size = opts.batch_size.max(1);
     let depth = opts.queue_depth.max(1);
-    // Four stages, each on its own thread, joined by bounded channels: parse + attribute + id →
+    // Four stages, each on its own thread, joined by bounded channels: parse → attribute, id,
     // encode the bodies and count per member → commit (this thread) → free the batch. The
-    // committing thread only writes: encoding and freeing a batch (many small allocations) cost
-    // about as much as the SQLite work itself, and here they overlap with the next commit.
+    // parser does no more than a parse-only pass, and the committing thread only writes:
+    // encoding and freeing a batch (many small allocations) cost about as much as the SQLite
+    // work itself, and here they overlap with the next commit.
     let (tx, rx) = crossbeam_channel::bounded::<Chunk>(depth);
     let (enc_tx, enc_rx) = crossbeam_channel::bounded::<(Chunk, EncodedBatch)>(1);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<(Chunk, EncodedBatch)>(depth);
@@ -211,18 +212,12 @@ pub fn ingest_with<R: BufRead + Send>(
             for item in items {
                 chunk.read += 1;
                 match item {
-                    Item::Observation(o) => {
-                        let attribution = o.attribution_ip().map(|ip| attributor.attribute(ip)).unwrap_or_default();
-                        let mut o = o;
-                        if o.source.asn.is_none() {
-                            o.source.asn = attribution.asn;
-                        }
-                        chunk.batch.observations.push(Routed {
-                            id: o.id(),
-                            observation: o,
-                            member: attribution.member,
-                        });
-                    }
+                    // Attributed and identified on the next stage.
+                    Item::Observation(o) => chunk.batch.observations.push(Routed {
+                        id: ObservationId([0; 16]),
+                        observation: o,
+                        member: None,
+                    }),
                     Item::Skipped { what } => *chunk.skipped.entry(what).or_default() += 1,
                     Item::Rejected(r) => chunk.batch.rejected.push(r),
                 }
@@ -237,6 +232,15 @@ pub fn ingest_with<R: BufRead + Send>(
         });
         let encoder = scope.spawn(move || {
             for mut chunk in rx.iter() {
+                for r in &mut chunk.batch.observations {
+                    let o = &mut r.observation;
+                    let attribution = o.attribution_ip().map(|ip| attributor.attribute(ip)).unwrap_or_default();
+                    if o.source.asn.is_none() {
+                        o.source.asn = attribution.asn;
+                    }
+                    r.id = o.id();
+                    r.member = attribution.member;
+                }
                 chunk.tally();
                 let encoded = EncodedBatch::of(&chunk.batch);
                 if enc_tx.send((chunk, encoded)).is_err() {
