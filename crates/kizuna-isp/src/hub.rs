@@ -123,15 +123,12 @@ impl HubClient {
         })
     }
 
-    /// Fetches the page after `cursor`.
-    pub async fn page(&self, cursor: &str) -> Result<PulledPage> {
-        if !cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(Error::Hub(format!("stored cursor {cursor:?} is not a hub cursor")));
-        }
-        let url = format!("{}/api/v1/observations?cursor={cursor}&limit={}", self.base, self.limit);
+    /// `GET url` with the member token: the body of a 2xx answer, else the status and the hub's
+    /// message as the error.
+    async fn get_ok(&self, url: &str) -> Result<Vec<u8>> {
         let resp = self
             .http
-            .get(&url)
+            .get(url)
             .bearer_auth(&self.token)
             .send()
             .await
@@ -141,6 +138,16 @@ impl HubClient {
         if !status.is_success() {
             return Err(Error::Hub(format!("GET {url}: {status}: {}", String::from_utf8_lossy(&body).trim())));
         }
+        Ok(body.to_vec())
+    }
+
+    /// Fetches the page after `cursor`.
+    pub async fn page(&self, cursor: &str) -> Result<PulledPage> {
+        if !cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(Error::Hub(format!("stored cursor {cursor:?} is not a hub cursor")));
+        }
+        let url = format!("{}/api/v1/observations?cursor={cursor}&limit={}", self.base, self.limit);
+        let body = self.get_ok(&url).await?;
         #[derive(Deserialize)]
         struct Page {
             next_cursor: String,
@@ -167,19 +174,8 @@ impl HubClient {
     /// number goes out: nothing about subscribers or what they visited.
     pub async fn indicator_changes(&self, since: u64) -> Result<serde_json::Value> {
         let url = format!("{}/api/v1/indicators/changes?since={since}&limit=1000", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| Error::Hub(format!("GET {url}: {e}")))?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(|e| Error::Hub(format!("GET {url}: {e}")))?;
-        if !status.is_success() {
-            return Err(Error::Hub(format!("GET {url}: {status}: {}", body.trim())));
-        }
-        serde_json::from_str(&body).map_err(|e| Error::Hub(format!("GET {url}: bad answer: {e}")))
+        let body = self.get_ok(&url).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Hub(format!("GET {url}: bad answer: {e}")))
     }
 
     /// Posts daily counts.
