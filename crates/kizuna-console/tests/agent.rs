@@ -10,7 +10,7 @@ use kizuna_model::Timestamp;
 use kizuna_store::console::{NaiveDate, Role};
 use kizuna_store::stats::{DayStats, ThreatCounts};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION};
 
 struct Known {
     cases: Vec<CaseRow>,
@@ -136,30 +136,7 @@ async fn agent_console_pages_and_login() {
     let login = |name: &'static str, password: &'static str| {
         let http = http.clone();
         let base = base.clone();
-        async move {
-            let r = http.get(format!("{base}/console/login")).send().await.expect("form");
-            let pre = r
-                .headers()
-                .get_all(SET_COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|c| c.strip_prefix("kizuna_login_csrf=").and_then(|v| v.split(';').next()).map(str::to_owned))
-                .expect("csrf cookie");
-            let r = http
-                .post(format!("{base}/console/login"))
-                .header(COOKIE, format!("kizuna_login_csrf={pre}"))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(format!("csrf={pre}&name={name}&password={password}"))
-                .send()
-                .await
-                .expect("login");
-            let status = r.status();
-            let session =
-                r.headers().get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
-                    c.strip_prefix("kizuna_console=").and_then(|v| v.split(';').next()).map(str::to_owned)
-                });
-            (status, session)
-        }
+        async move { kizuna_testkit::console_login(&http, &base, name, password).await }
     };
     assert_eq!(login("desk", "wrong-password-x").await.0, StatusCode::UNAUTHORIZED);
     let (status, desk) = login("desk", pw).await;

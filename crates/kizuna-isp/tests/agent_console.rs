@@ -17,7 +17,7 @@ use kizuna_isp::resolve::{SessionAnswer, SessionLookup};
 use kizuna_isp::store::{AgentStore, Outcome, Processed, Subscriber, Threat};
 use kizuna_model::{LegalBasis, Timestamp};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::header::COOKIE;
 
 struct NoSessions;
 impl SessionLookup for NoSessions {
@@ -75,31 +75,7 @@ fn processed(id: &str, seq: u64, at: Timestamp, sub: Option<&str>, why: &str) ->
 }
 
 async fn login(http: &reqwest::Client, base: &str, name: &str, pw: &str) -> (StatusCode, Option<String>) {
-    let r = http.get(format!("{base}/console/login")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let pre = r
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("kizuna_login_csrf=").and_then(|v| v.split(';').next()).map(str::to_owned))
-        .expect("csrf cookie");
-    let r = http
-        .post(format!("{base}/console/login"))
-        .header(COOKIE, format!("kizuna_login_csrf={pre}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={pre}&name={name}&password={pw}"))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let session = r
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("kizuna_console=").and_then(|v| v.split(';').next()).map(str::to_owned));
-    (status, session)
+    kizuna_testkit::console_login(http, base, name, pw).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,3 +41,35 @@ pub fn http_client_no_redirect() -> reqwest::Client {
         .build()
         .expect("a reqwest client without TLS settings always builds")
 }
+
+/// The value of cookie `name` among a response's `Set-Cookie` headers.
+pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(name)?.strip_prefix('=').and_then(|v| v.split(';').next()).map(str::to_owned))
+}
+
+/// Logs in to a kizuna console (the hub's or an agent's) at `base` the way a browser does: the
+/// login form's CSRF cookie, then the form post. Returns the answer's status (303 on success)
+/// and the session cookie it set.
+pub async fn console_login(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    password: &str,
+) -> (reqwest::StatusCode, Option<String>) {
+    let r = http.get(format!("{base}/console/login")).send().await.expect("login form");
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "login form");
+    let csrf = set_cookie(&r, "kizuna_login_csrf").expect("login CSRF cookie");
+    let r = http
+        .post(format!("{base}/console/login"))
+        .header(reqwest::header::COOKIE, format!("kizuna_login_csrf={csrf}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&name={name}&password={password}"))
+        .send()
+        .await
+        .expect("login post");
+    (r.status(), set_cookie(&r, "kizuna_console"))
+}

@@ -176,25 +176,9 @@ async fn console_pages(url: &str, user: &str, password: &str, pages: &[&str]) ->
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let base = &url[..url.find("/console").expect("a console URL")];
-    let r = http.get(format!("{base}/console/login")).send().await.expect("login form");
-    let cookie = |r: &reqwest::Response, name: &str| {
-        r.headers()
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.strip_prefix(&format!("{name}=")).and_then(|v| v.split(';').next()).map(str::to_owned))
-    };
-    let csrf = cookie(&r, "kizuna_login_csrf").expect("csrf cookie");
-    let r = http
-        .post(format!("{base}/console/login"))
-        .header(reqwest::header::COOKIE, format!("kizuna_login_csrf={csrf}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={csrf}&name={user}&password={password}"))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), 303, "demo login accepted");
-    let session = cookie(&r, "kizuna_console").expect("session");
+    let (status, session) = kizuna_testkit::console_login(&http, base, user, password).await;
+    assert_eq!(status, 303, "demo login accepted");
+    let session = session.expect("session");
     let mut out = Vec::new();
     for page in pages {
         let r = http
