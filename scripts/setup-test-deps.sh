@@ -39,3 +39,10 @@ if [ "${#pip_files[@]}" -gt 0 ]; then
     printf '%s' "$want" > "$stamp"
   fi
 fi
+
+# The browser tests' driver (playwright-core, pinned by tests/browser/package-lock.json); the
+# browser itself is Debian's chromium from the apt lists above, never a download.
+if [ -f tests/browser/package-lock.json ] && [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
+  echo "setup-test-deps: npm ci in tests/browser"
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi

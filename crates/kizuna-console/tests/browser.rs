@@ -56,20 +56,7 @@ fn indicator(kind: IndicatorKind, value: &str, category: ClassificationType, now
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_a_real_browser() {
     let root = repo_root();
-    let browser_dir = root.join("tests/browser");
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: run scripts/setup-test-deps.sh (scripts/deps/console.apt)"
-    );
-    if !browser_dir.join("node_modules/playwright-core/package.json").exists() {
-        let st = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&browser_dir)
-            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-            .status()
-            .expect("run npm ci (is npm installed?)");
-        assert!(st.success(), "npm ci in tests/browser failed");
-    }
+    let browser_dir = kizuna_testkit::playwright_dir();
 
     // The known data set.
     let dir = tempfile::tempdir().expect("dir");

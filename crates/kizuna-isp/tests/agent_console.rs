@@ -212,6 +212,32 @@ async fn agent_console_shows_the_stores_numbers() {
     assert!(page.contains(r#"data-value="666.67""#), "{page}");
 
     // Read-only staff see counts but no notice bodies; a forged cookie is nobody.
+    // The same pages in a real browser (Debian's headless Chromium, playwright-core).
+    let expect = serde_json::json!({
+        "user": "desk", "password": PASSWORD,
+        "states": {"notified": 2}, "cases": 2,
+        "consent": {"opt-in": 1, "opt-out": 1, "no-record": 1},
+        "case": case1.id, "notice": notice.id, "subject": notice.subject,
+        "timeline": {"observation": 2, "notice": 1, "page-visit": 1, "self-report": 1, "state": 1},
+        "funnel": {"Observed": 6, "Resolved to a subscriber": 3, "Notified": 2},
+    });
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-screenshots");
+    let out = tokio::process::Command::new("node")
+        .arg("agent.test.mjs")
+        .current_dir(kizuna_testkit::playwright_dir())
+        .env("KIZUNA_AGENT_URL", &base)
+        .env("KIZUNA_EXPECT", expect.to_string())
+        .env("KIZUNA_SCREENSHOTS", &shots)
+        .output()
+        .await
+        .expect("run node (is node installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    for page in ["login", "cases", "case", "notice", "remediation", "remediation-ja"] {
+        assert!(shots.join(format!("agent-{page}.png")).exists(), "screenshot agent-{page}.png");
+    }
+
     let (_, viewer) = login(&http, &base, "viewer", PASSWORD).await;
     let viewer = viewer.unwrap();
     assert_eq!(get("/console/cases".into(), viewer.clone()).await.0, StatusCode::OK);

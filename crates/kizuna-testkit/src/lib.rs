@@ -73,3 +73,32 @@ pub async fn console_login(
         .expect("login post");
     (r.status(), set_cookie(&r, "kizuna_console"))
 }
+
+/// `tests/browser` with playwright-core installed (`scripts/setup-test-deps.sh` runs `npm ci`
+/// there; if a test runs before it did, the first test to get here installs it while the others
+/// wait), after checking that Debian's Chromium is present. Never downloads a browser.
+pub fn playwright_dir() -> PathBuf {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run scripts/setup-test-deps.sh (scripts/deps/console.apt)"
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    let installed = || dir.join("node_modules/playwright-core/package.json").exists();
+    let lock = dir.join(".npm-install.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !installed() {
+        if std::fs::create_dir(&lock).is_ok() {
+            let st = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+                .status();
+            let _ = std::fs::remove_dir(&lock);
+            assert!(st.expect("run npm ci (is npm installed?)").success(), "npm ci in tests/browser failed");
+        } else {
+            assert!(std::time::Instant::now() < deadline, "waited too long for another test's npm ci");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    dir
+}
