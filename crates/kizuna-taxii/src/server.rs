@@ -270,6 +270,14 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
     }
 }
 
+/// The access a collection route needs.
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    Read,
+    Write,
+    ReadWrite,
+}
+
 impl TaxiiServer {
     fn partner(&self, headers: &HeaderMap) -> Result<Partner, TaxiiError> {
         accept_ok(headers)?;
@@ -288,6 +296,29 @@ impl TaxiiServer {
         } else {
             Err(TaxiiError::new(StatusCode::NOT_FOUND, "API root not found", root.to_owned()))
         }
+    }
+
+    /// The partner of the request and the collection `cid` of API root `root`, if the partner
+    /// has the access `need` asks for: the check every collection route begins with.
+    fn access(
+        &self,
+        headers: &HeaderMap,
+        root: &str,
+        cid: &str,
+        need: Need,
+    ) -> Result<(Partner, CollectionInfo), TaxiiError> {
+        let p = self.partner(headers)?;
+        self.root(root)?;
+        let c = self.collection(&p, cid)?;
+        let (ok, why) = match need {
+            Need::Read => (p.reads(&c.id), "no read access to this collection"),
+            Need::Write => (p.writes(&c.id), "no write access to this collection"),
+            Need::ReadWrite => (p.reads(&c.id) && p.writes(&c.id), "deleting needs read and write access"),
+        };
+        if !ok {
+            return Err(TaxiiError::new(StatusCode::FORBIDDEN, "Forbidden", why));
+        }
+        Ok((p, c))
     }
 
     fn collection(&self, p: &Partner, id: &str) -> Result<CollectionInfo, TaxiiError> {
@@ -619,12 +650,7 @@ async fn objects_common(
     q: Vec<(String, String)>,
     headers: HeaderMap,
 ) -> Res {
-    let p = s.partner(&headers)?;
-    s.root(&root)?;
-    let c = s.collection(&p, &cid)?;
-    if !p.reads(&c.id) {
-        return Err(TaxiiError::new(StatusCode::FORBIDDEN, "Forbidden", "no read access to this collection"));
-    }
+    let (p, c) = s.access(&headers, &root, &cid, Need::Read)?;
     let mut f = parse_filter(&s.config, &q, false)?;
     if let Some(o) = &oid {
         f.ids = vec![o.clone()];
@@ -645,12 +671,7 @@ async fn get_manifest(
     Query(q): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Res {
-    let p = s.partner(&headers)?;
-    s.root(&root)?;
-    let c = s.collection(&p, &cid)?;
-    if !p.reads(&c.id) {
-        return Err(TaxiiError::new(StatusCode::FORBIDDEN, "Forbidden", "no read access to this collection"));
-    }
+    let (p, c) = s.access(&headers, &root, &cid, Need::Read)?;
     let f = parse_filter(&s.config, &q, false)?;
     blocking(move || {
         let pg = page(&s, &c, &p, &f)?;
@@ -686,12 +707,7 @@ async fn get_versions(
     Query(q): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Res {
-    let p = s.partner(&headers)?;
-    s.root(&root)?;
-    let c = s.collection(&p, &cid)?;
-    if !p.reads(&c.id) {
-        return Err(TaxiiError::new(StatusCode::FORBIDDEN, "Forbidden", "no read access to this collection"));
-    }
+    let (p, c) = s.access(&headers, &root, &cid, Need::Read)?;
     let mut f = parse_filter(&s.config, &q, true)?;
     f.ids = vec![oid.clone()];
     f.versions = vec![VersionSel::All];
@@ -732,12 +748,7 @@ async fn delete_object(
     Query(q): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Res {
-    let p = s.partner(&headers)?;
-    s.root(&root)?;
-    let c = s.collection(&p, &cid)?;
-    if !(p.reads(&c.id) && p.writes(&c.id)) {
-        return Err(TaxiiError::new(StatusCode::FORBIDDEN, "Forbidden", "deleting needs read and write access"));
-    }
+    let (p, c) = s.access(&headers, &root, &cid, Need::ReadWrite)?;
     let f = parse_filter(&s.config, &q, true)?;
     blocking(move || {
         let all = s.store.versions(&c.id, &oid)?;
@@ -770,12 +781,7 @@ async fn post_objects(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Res {
-    let p = s.partner(&headers)?;
-    s.root(&root)?;
-    let c = s.collection(&p, &cid)?;
-    if !p.writes(&c.id) {
-        return Err(TaxiiError::new(StatusCode::FORBIDDEN, "Forbidden", "no write access to this collection"));
-    }
+    let (p, c) = s.access(&headers, &root, &cid, Need::Write)?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut parts = ct.split(';').map(str::trim);
     let mt = parts.next().unwrap_or("").to_ascii_lowercase();
