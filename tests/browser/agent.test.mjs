@@ -6,10 +6,9 @@
 //   KIZUNA_SCREENSHOTS directory for one screenshot per page (agent-*.png)
 // Exits non-zero on the first failed check (the message names it).
 
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { checks, eq, launch } from './lib.mjs';
 
 const base = process.env.KIZUNA_AGENT_URL;
 const expect = JSON.parse(process.env.KIZUNA_EXPECT || '{}');
@@ -20,28 +19,7 @@ if (!base || !expect.user) {
 }
 fs.mkdirSync(shots, { recursive: true });
 
-let checks = 0;
-function eq(got, want, what) {
-  checks++;
-  if (String(got) !== String(want)) throw new Error(`check failed: ${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-}
-
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'kizuna-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  viewport: { width: 1200, height: 900 },
-  locale: 'en-US',
-});
-const foreign = [];
-context.on('request', (r) => {
-  if (!r.url().startsWith(base) && !r.url().startsWith('data:')) foreign.push(r.url());
-});
-const page = context.pages()[0] || (await context.newPage());
+const { page, foreign, close } = await launch(base);
 const shot = (name) => page.screenshot({ path: path.join(shots, `agent-${name}.png`), fullPage: true });
 const value = (chart, label) =>
   page.locator(`#${chart} [data-label="${label}"]`).first().getAttribute('data-value');
@@ -81,7 +59,7 @@ try {
   await shot('remediation-ja');
 
   eq(foreign.length, 0, `requests outside the agent: ${foreign.join(', ')}`);
-  console.log(`${checks} checks passed`);
+  console.log(`${checks()} checks passed`);
 } finally {
-  await context.close();
+  await close();
 }

@@ -7,10 +7,9 @@
 //   KIZUNA_SCREENSHOTS   directory for one screenshot per page
 // Exits non-zero on the first failed check (the message names it).
 
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { check, checks, eq, launch } from './lib.mjs';
 
 const base = process.env.KIZUNA_CONSOLE_URL;
 const expect = JSON.parse(process.env.KIZUNA_EXPECT || '{}');
@@ -21,34 +20,8 @@ if (!base || !expect.operator) {
 }
 fs.mkdirSync(shots, { recursive: true });
 
-let checks = 0;
-function check(ok, what) {
-  checks++;
-  if (!ok) throw new Error(`check failed: ${what}`);
-}
-function eq(got, want, what) {
-  checks++;
-  if (String(got) !== String(want)) throw new Error(`check failed: ${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-}
-
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'kizuna-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  viewport: { width: 1200, height: 900 },
-  locale: 'en-US',
-});
 // Nothing may come from anywhere but the console itself.
-const foreign = [];
-context.on('request', (r) => {
-  if (!r.url().startsWith(base) && !r.url().startsWith('data:')) foreign.push(r.url());
-});
-
-const page = context.pages()[0] || (await context.newPage());
+const { page, foreign, close } = await launch(base);
 const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 const attr = (sel, a) => page.locator(sel).first().getAttribute(a);
 
@@ -174,12 +147,11 @@ try {
   await logout();
 
   check(foreign.length === 0, `no request left the console: ${foreign.join(', ')}`);
-  console.log(`browser test: ${checks} checks passed; screenshots in ${shots}`);
+  console.log(`browser test: ${checks()} checks passed; screenshots in ${shots}`);
 } catch (e) {
   await shot('failure').catch(() => {});
   console.error(e.message || e);
   process.exitCode = 1;
 } finally {
-  await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  await close();
 }
