@@ -1,6 +1,8 @@
 //! Member reports apply the one audience rule (kizuna-policy): an observation routed to a member
 //! but marked TLP:RED for another named recipient is withheld, whatever the routing says.
 
+mod common;
+
 use std::sync::Arc;
 
 use kizuna_hub::{Hub, HubConfig, IngestSettings, SensorConfig, tokens};
@@ -100,7 +102,6 @@ use kizuna_hub::sharing;
 use kizuna_model::{ClassificationType, Indicator, IndicatorKind, LegalBasis, Tlp};
 use kizuna_store::HubStore;
 use kizuna_store::indicators::IndicatorStore;
-use kizuna_store::sharing::{CredentialKind, CredentialRecord, PartnerSpec, PartyKind, SharingStore};
 use serde_json::Value;
 
 const T0: i64 = 1_772_668_800;
@@ -141,28 +142,7 @@ print(json.dumps({"objects": objects, "sightings": sightings, "by_id": by_id, "m
 "#;
 
 fn partner(store: &SqliteStore, name: &str, groups: &[&str], password: &str) {
-    store
-        .add_partner(
-            &PartnerSpec {
-                name: name.into(),
-                kind: PartyKind::Partner,
-                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-                tlp_max: None,
-                can_read: vec![sharing::INDICATORS_COLLECTION.into()],
-                can_write: vec![],
-            },
-            Timestamp::now(),
-        )
-        .expect("partner");
-    store
-        .add_partner_credential(&CredentialRecord {
-            partner: name.into(),
-            kind: CredentialKind::Basic,
-            user: name.into(),
-            secret_sha256: kizuna_taxii::server::secret_hash(password),
-            created: Timestamp::now(),
-        })
-        .expect("credential");
+    common::reading_partner(store, name, groups, password);
 }
 
 fn sighting_of(host: &str) -> String {

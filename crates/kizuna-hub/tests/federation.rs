@@ -2,13 +2,14 @@
 //! hub A's TAXII collection: what A may share with B arrives once, with provenance, within
 //! TLP and groups; B republishes it, but never back to A; A polling B gets nothing of its own.
 
+mod common;
+
 use std::sync::Arc;
 
 use kizuna_hub::{Hub, HubConfig, IngestSettings, sharing};
 use kizuna_model::{ClassificationType, Indicator, IndicatorKind, LegalBasis, Timestamp, Tlp};
 use kizuna_store::HubStore;
 use kizuna_store::indicators::IndicatorStore;
-use kizuna_store::sharing::{CredentialKind, CredentialRecord, PartnerSpec, PartyKind, SharingStore};
 use kizuna_store::sqlite::SqliteStore;
 use kizuna_taxii::client::{self, ClientAuth, PollState, RemoteCollection};
 
@@ -40,28 +41,7 @@ struct Side {
 async fn hub(partner: &str, groups: &[&str], password: &str) -> Side {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("k.sqlite")).expect("store"));
-    store
-        .add_partner(
-            &PartnerSpec {
-                name: partner.into(),
-                kind: PartyKind::Partner,
-                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-                tlp_max: None,
-                can_read: vec![sharing::INDICATORS_COLLECTION.into()],
-                can_write: vec![],
-            },
-            Timestamp::now(),
-        )
-        .expect("partner");
-    store
-        .add_partner_credential(&CredentialRecord {
-            partner: partner.into(),
-            kind: CredentialKind::Basic,
-            user: partner.into(),
-            secret_sha256: kizuna_taxii::server::secret_hash(password),
-            created: Timestamp::now(),
-        })
-        .expect("credential");
+    common::reading_partner(store.as_ref(), partner, groups, password);
     let hs: Arc<dyn HubStore> = store.clone();
     let h = Hub::new(
         hs,

@@ -2,13 +2,14 @@
 //! sharing tables, the `kizuna-indicators` collection kept in step with the indicator store,
 //! and every object filtered by the audience rule. A second hub-side poll gets only changes.
 
+mod common;
+
 use std::sync::Arc;
 
 use kizuna_hub::{Hub, HubConfig, IngestSettings, sharing};
 use kizuna_model::{ClassificationType, Indicator, IndicatorKind, LegalBasis, Timestamp, Tlp};
 use kizuna_store::HubStore;
 use kizuna_store::indicators::IndicatorStore;
-use kizuna_store::sharing::{CredentialKind, CredentialRecord, PartnerSpec, PartyKind, SharingStore};
 use kizuna_store::sqlite::SqliteStore;
 use kizuna_taxii::client::{self, ClientAuth, PollState, RemoteCollection};
 
@@ -35,28 +36,7 @@ async fn hub_serves_its_indicators_over_taxii_by_audience() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("k.sqlite")).expect("store"));
     let store: Arc<dyn HubStore> = sqlite.clone();
-    sqlite
-        .add_partner(
-            &PartnerSpec {
-                name: "cert-x".into(),
-                kind: PartyKind::Partner,
-                groups: vec!["jp-isps".into()],
-                tlp_max: None,
-                can_read: vec![sharing::INDICATORS_COLLECTION.into()],
-                can_write: vec![],
-            },
-            Timestamp::now(),
-        )
-        .expect("partner");
-    sqlite
-        .add_partner_credential(&CredentialRecord {
-            partner: "cert-x".into(),
-            kind: CredentialKind::Basic,
-            user: "cert-x".into(),
-            secret_sha256: kizuna_taxii::server::secret_hash("s3cret-pw"),
-            created: Timestamp::now(),
-        })
-        .expect("credential");
+    common::reading_partner(sqlite.as_ref(), "cert-x", &["jp-isps"], "s3cret-pw");
     let now = Timestamp::now();
     sqlite
         .upsert_indicators(
