@@ -35,6 +35,28 @@ pub struct CrawlConfig {
     pub hub: HubLink,
     /// Run metrics for Prometheus.
     pub metrics: Metrics,
+    /// Seed feeds polled by every run.
+    pub seeds: Seeds,
+}
+
+/// Seed feeds: URL lists fetched over http(s) at the start of every run (plain text, or CSV with
+/// a `url` column: see `kizuna_crawl::seeds`). A feed URL crawled less than
+/// `recrawl_after_hours` ago is skipped, so a run every hour crawls what is new.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Seeds {
+    /// Feed URLs (the CLI's `--seeds-feed` adds to these).
+    pub feeds: Vec<String>,
+    /// Hours before a URL a feed still lists is crawled again.
+    pub recrawl_after_hours: u64,
+    /// Largest feed read, bytes (after decompression); a bigger one is refused, not cut.
+    pub max_feed_bytes: u64,
+}
+
+impl Default for Seeds {
+    fn default() -> Self {
+        Seeds { feeds: Vec::new(), recrawl_after_hours: 24, max_feed_bytes: 64 << 20 }
+    }
 }
 
 /// Run metrics (Prometheus text exposition format).
@@ -316,6 +338,7 @@ mod tests {
         assert_eq!(c.limits.max_download_bytes, 32 << 20);
         assert_eq!(c.report.tlp, "AMBER");
         assert_eq!((c.hub.batch_observations, c.hub.retry_initial_ms, c.hub.retry_for_secs), (1000, 500, 120));
+        assert_eq!((c.seeds.feeds.len(), c.seeds.recrawl_after_hours, c.seeds.max_feed_bytes), (0, 24, 64 << 20));
         let e = CrawlConfig::from_toml("[metrics]\ntextfile = \"/tmp/m.txt\"\n", "m.toml").expect_err("not .prom");
         assert!(e.to_string().contains("metrics.textfile"), "{e}");
         let e = CrawlConfig::from_toml("[limits]\nmax_dept = 3\n", "x.toml").expect_err("typo rejected");

@@ -202,6 +202,11 @@ impl Fetcher {
 
     /// Fetches one URL with GET (no redirect following), reading at most the cap.
     pub async fn fetch(&self, url: &Url) -> Fetched {
+        self.fetch_with_cap(url, None).await
+    }
+
+    /// [`Fetcher::fetch`] with another body cap than the page/download one (seed feeds).
+    pub async fn fetch_with_cap(&self, url: &Url, cap: Option<u64>) -> Fetched {
         let started = Instant::now();
         let mut out = Fetched {
             url: url.clone(),
@@ -220,7 +225,7 @@ impl Fetcher {
         let host = url.host_str().unwrap_or("").to_ascii_lowercase();
         let _permit = self.admit(&host).await;
         let deadline = started + self.total_timeout;
-        match tokio::time::timeout_at(deadline.into(), self.fetch_inner(url, &mut out)).await {
+        match tokio::time::timeout_at(deadline.into(), self.fetch_inner(url, &mut out, cap)).await {
             Ok(Ok(())) => {}
             Ok(Err(f)) => out.failure = Some(f),
             Err(_) => out.failure = Some(FetchFailure::Timeout),
@@ -229,7 +234,7 @@ impl Fetcher {
         out
     }
 
-    async fn fetch_inner(&self, url: &Url, out: &mut Fetched) -> Result<(), FetchFailure> {
+    async fn fetch_inner(&self, url: &Url, out: &mut Fetched, cap: Option<u64>) -> Result<(), FetchFailure> {
         let mut resp = self.client.get(url.clone()).send().await.map_err(classify)?;
         out.status = Some(resp.status().as_u16());
         out.remote_ip = resp.remote_addr().map(|a| a.ip());
@@ -242,11 +247,11 @@ impl Fetcher {
         out.location = get(header::LOCATION);
         out.content_disposition = get(header::CONTENT_DISPOSITION);
         out.refresh = get(header::HeaderName::from_static("refresh"));
-        let cap = if is_page_type(out.content_type.as_deref()) && out.content_disposition.is_none() {
+        let cap = cap.unwrap_or(if is_page_type(out.content_type.as_deref()) && out.content_disposition.is_none() {
             self.max_page
         } else {
             self.max_download
-        };
+        });
         let cap = usize::try_from(cap).unwrap_or(usize::MAX);
         // One allocation when the length is announced (bounded by the cap, and by 1 MiB so that
         // a lying Content-Length cannot make the crawler reserve much).

@@ -23,6 +23,7 @@ pub mod judge;
 pub mod metrics;
 pub mod notify;
 pub mod report;
+pub mod seeds;
 pub mod spool;
 
 use std::path::Path;

@@ -22,6 +22,14 @@ pub struct RunMetrics {
     pub seeds: u64,
     /// Seed lines that were not http(s) URLs.
     pub bad_seeds: u64,
+    /// Seed feeds fetched and read.
+    pub feeds_read: u64,
+    /// Seed feeds that could not be fetched or were refused.
+    pub feeds_failed: u64,
+    /// Feed URLs crawled by the run.
+    pub feed_seeds: u64,
+    /// Feed URLs skipped as crawled recently.
+    pub feed_seeds_recent: u64,
     /// Fetches (nodes).
     pub pages: u64,
     /// Body bytes read (after decompression).
@@ -97,6 +105,19 @@ impl RunMetrics {
             "kizuna_crawl_last_run_bad_seeds",
             "Seed lines of the last run that were not http(s) URLs (skipped).",
             &one(f(self.bad_seeds)),
+        );
+        gauge(
+            "kizuna_crawl_last_run_seed_feeds",
+            "Seed feeds of the last run: read, or failed (fetch error, HTTP status, too large).",
+            &[("{result=\"read\"}".into(), f(self.feeds_read)), ("{result=\"failed\"}".into(), f(self.feeds_failed))],
+        );
+        gauge(
+            "kizuna_crawl_last_run_feed_seeds",
+            "URLs from seed feeds in the last run: crawled, or skipped as crawled recently.",
+            &[
+                ("{result=\"crawled\"}".into(), f(self.feed_seeds)),
+                ("{result=\"recent\"}".into(), f(self.feed_seeds_recent)),
+            ],
         );
         gauge("kizuna_crawl_last_run_pages_fetched", "Fetches (chain nodes) of the last run.", &one(f(self.pages)));
         gauge(

@@ -13,7 +13,7 @@
 //! `--metrics-file` (or `[metrics] textfile`) gets the run's Prometheus metrics.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::{Read as _, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,11 +21,11 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use kizuna_crawl::Url;
 use kizuna_crawl::cases::CaseStore;
 use kizuna_crawl::metrics::RunMetrics;
 use kizuna_crawl::notify::Notifier;
 use kizuna_crawl::report::{self, Labels};
+use kizuna_crawl::seeds::{self, Rejected, SeedList, SeenSeeds};
 use kizuna_crawl::spool::{self, Backoff, Delivery, Spool};
 use kizuna_crawl::{Chain, CrawlConfig, Crawler, Judge, Verdict};
 use kizuna_model::Timestamp;
@@ -78,9 +78,19 @@ struct SendArgs {
 struct RunArgs {
     /// Seed URLs.
     urls: Vec<String>,
-    /// A seed URL, or a file of seed URLs (one per line, `#` comments; `-` for stdin).
+    /// A seed URL, or a file of seed URLs (one per line, `#` comments, or CSV with a `url`
+    /// column; `-` for stdin).
     #[arg(long = "seeds", value_name = "FILE|URL")]
     seeds: Vec<String>,
+    /// A seed feed: an http(s) URL serving such a list (OpenPhish-style text, URLhaus or
+    /// PhishTank CSV), fetched at the start of the run; adds to `[seeds] feeds`. Feed URLs
+    /// crawled recently are skipped (see --recrawl-after-hours).
+    #[arg(long = "seeds-feed", value_name = "URL")]
+    seeds_feed: Vec<String>,
+    /// Hours before a URL a feed still lists is crawled again (overrides
+    /// seeds.recrawl_after_hours; 0 crawls every listed URL).
+    #[arg(long, value_name = "HOURS")]
+    recrawl_after_hours: Option<u64>,
     /// Crawler config file (TOML; see kizuna-crawl.example.toml).
     #[arg(long, env = "KIZUNA_CRAWL_CONFIG")]
     crawl_config: Option<PathBuf>,
@@ -122,39 +132,61 @@ pub fn run(args: &CrawlArgs) -> Result<ExitCode> {
     }
 }
 
-/// Seeds from positional URLs and `--seeds` values; bad lines are reported and skipped.
-fn read_seeds(a: &RunArgs) -> Result<(Vec<Url>, usize)> {
-    let mut seeds = Vec::new();
-    let mut bad = 0usize;
-    let mut add = |s: &str, origin: &str| match Url::parse(s.trim()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => seeds.push(u),
-        _ => {
-            eprintln!("kizuna crawl: {origin}: not an http(s) URL: {s:?} (skipped)");
-            bad += 1;
-        }
-    };
-    for u in &a.urls {
-        add(u, "argument");
+/// Seeds from positional URLs and `--seeds` values (files and stdin read by
+/// `kizuna_crawl::seeds::parse`), and the lines that were not seeds.
+fn read_seeds(a: &RunArgs) -> Result<SeedList> {
+    let mut parts = Vec::new();
+    for (i, u) in a.urls.iter().enumerate() {
+        parts.push(match seeds::seed_url(u) {
+            Ok(u) => SeedList { urls: vec![u], rejected: Vec::new() },
+            Err(reason) => SeedList {
+                urls: Vec::new(),
+                rejected: vec![Rejected { origin: "argument".into(), line: i + 1, reason, text: u.clone() }],
+            },
+        });
     }
     for s in &a.seeds {
         if s.starts_with("http://") || s.starts_with("https://") {
-            add(s, "--seeds");
+            parts.push(seeds::parse(s.as_bytes(), "--seeds"));
             continue;
         }
-        let reader: Box<dyn BufRead> = if s == "-" {
-            Box::new(std::io::stdin().lock())
+        let mut bytes = Vec::new();
+        if s == "-" {
+            std::io::stdin().lock().read_to_end(&mut bytes).context("reading seeds from stdin")?;
         } else {
-            Box::new(std::io::BufReader::new(std::fs::File::open(s).with_context(|| format!("seed file {s}"))?))
-        };
-        for (i, line) in reader.lines().enumerate() {
-            let line = line.with_context(|| format!("reading {s}"))?;
-            let t = line.split('#').next().unwrap_or("").trim();
-            if !t.is_empty() {
-                add(t, &format!("{s}:{}", i + 1));
-            }
+            bytes = std::fs::read(s).with_context(|| format!("seed file {s}"))?;
         }
+        parts.push(seeds::parse(&bytes, s));
     }
-    Ok((seeds, bad))
+    let mut list = SeedList::default();
+    let mut known = std::collections::HashSet::new();
+    for p in parts {
+        list.urls.extend(p.urls.into_iter().filter(|u| known.insert(u.as_str().to_owned())));
+        list.rejected.extend(p.rejected);
+    }
+    Ok(list)
+}
+
+/// Reports rejected seed lines on stderr and appends them to `<data_dir>/rejected-seeds.jsonl`.
+fn quarantine_seeds(data_dir: &Path, rejected: &[Rejected]) -> Result<()> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    let path = data_dir.join("rejected-seeds.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("rejected seeds file {}", path.display()))?;
+    let at = Timestamp::now().to_rfc3339();
+    for r in rejected {
+        eprintln!("kizuna crawl: {}:{}: {}: {:?} (skipped)", r.origin, r.line, r.reason, r.text);
+        let mut v = serde_json::to_value(r).context("rejected seed")?;
+        v["at"] = at.clone().into();
+        writeln!(f, "{v}").with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!("kizuna crawl: {} seed lines rejected, kept in {}", rejected.len(), path.display());
+    Ok(())
 }
 
 fn read_token(path: &Path) -> Result<String> {
@@ -164,6 +196,19 @@ fn read_token(path: &Path) -> Result<String> {
         bail!("token file {} is empty", path.display());
     }
     Ok(t)
+}
+
+/// What the seed feeds of a run gave.
+#[derive(Default)]
+struct FeedStats {
+    /// Feeds fetched and read.
+    read: u64,
+    /// Feeds that could not be fetched or were refused.
+    failed: u64,
+    /// Feed URLs crawled by this run.
+    due: u64,
+    /// Feed URLs skipped as crawled recently.
+    recent: u64,
 }
 
 #[derive(Default)]
@@ -185,18 +230,75 @@ enum Sink {
 async fn crawl(a: &RunArgs) -> Result<ExitCode> {
     let t0 = std::time::Instant::now();
     let config = load_config(a.crawl_config.as_deref())?;
-    let (seeds, bad_seeds) = read_seeds(a)?;
-    if seeds.is_empty() {
-        bail!("no seed URLs (give URLs, or --seeds FILE)");
+    let listed = read_seeds(a)?;
+    let feeds: Vec<String> = config.seeds.feeds.iter().chain(&a.seeds_feed).cloned().collect();
+    if listed.urls.is_empty() && feeds.is_empty() {
+        quarantine_seeds(&config.data_dir(), &listed.rejected).ok();
+        bail!("no seed URLs (give URLs, --seeds FILE or --seeds-feed URL)");
     }
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("data dir {}", data_dir.display()))?;
+    let fetcher = kizuna_crawl::fetch::Fetcher::new(&config)?;
+    let mut rejected = listed.rejected;
+    let mut seeds = listed.urls;
+    let mut feed_stats = FeedStats::default();
+    let seen = SeenSeeds::open(&data_dir.join("crawl.sqlite"))?;
+    if !feeds.is_empty() {
+        let hours = a.recrawl_after_hours.unwrap_or(config.seeds.recrawl_after_hours);
+        let window = std::time::Duration::from_secs(hours.saturating_mul(3600));
+        let mut known: std::collections::HashSet<String> = seeds.iter().map(|u| u.as_str().to_owned()).collect();
+        for feed in &feeds {
+            let url = match seeds::seed_url(feed) {
+                Ok(u) => u,
+                Err(e) => {
+                    eprintln!("kizuna crawl: seed feed {feed:?}: {e} (skipped)");
+                    feed_stats.failed += 1;
+                    continue;
+                }
+            };
+            match seeds::fetch_feed(&fetcher, &url, config.seeds.max_feed_bytes).await {
+                Ok(list) => {
+                    let listed_n = list.urls.len();
+                    rejected.extend(list.rejected);
+                    let (due, recent) = seen.due(url.as_str(), list.urls, Timestamp::now(), window)?;
+                    eprintln!(
+                        "kizuna crawl: seed feed {url}: {listed_n} URLs, {} to crawl, {recent} crawled in the last {hours} h",
+                        due.len()
+                    );
+                    feed_stats.read += 1;
+                    feed_stats.recent += recent as u64;
+                    for u in due {
+                        if known.insert(u.as_str().to_owned()) {
+                            feed_stats.due += 1;
+                            seeds.push(u);
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("kizuna crawl: {e} (skipped)");
+                    feed_stats.failed += 1;
+                }
+            }
+        }
+    }
+    quarantine_seeds(&data_dir, &rejected)?;
+    let bad_seeds = rejected.len();
+    if seeds.is_empty() && feed_stats.read == 0 {
+        bail!("no seed URLs: every seed line was rejected and no seed feed could be read");
+    }
     let metrics_file = a.metrics_file.clone().or_else(|| config.metrics.textfile.clone());
     let labels = Labels::from_config(&config.report)?;
     let hub_url = a.hub.clone().or_else(|| config.hub.url.clone());
     let token_file = a.token_file.clone().or_else(|| config.hub.sensor_token_file.clone());
     let client = report::hub_client(&config)?;
-    let mut m = RunMetrics { bad_seeds: bad_seeds as u64, ..RunMetrics::default() };
+    let mut m = RunMetrics {
+        bad_seeds: bad_seeds as u64,
+        feeds_read: feed_stats.read,
+        feeds_failed: feed_stats.failed,
+        feed_seeds: feed_stats.due,
+        feed_seeds_recent: feed_stats.recent,
+        ..RunMetrics::default()
+    };
     let mut sink = match (&a.out, &hub_url) {
         (Some(p), _) => Sink::File(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("output file {}", p.display()))?,
@@ -243,7 +345,6 @@ async fn crawl(a: &RunArgs) -> Result<ExitCode> {
     eprintln!("kizuna crawl: {} seeds; {rules} rules, {hashes} bad hashes, {urls} bad URLs/hosts", seeds.len());
     let crawler = Arc::new(Crawler::new(&config, Arc::new(judge))?);
     let notifier = Notifier::new(&config.notify, CaseStore::open(&data_dir.join("crawl.sqlite"))?)?;
-    let fetcher = kizuna_crawl::fetch::Fetcher::new(&config)?;
     let log_path = data_dir.join("crawl-log.jsonl");
     let mut log = std::io::BufWriter::new(
         std::fs::OpenOptions::new()
@@ -272,6 +373,7 @@ async fn crawl(a: &RunArgs) -> Result<ExitCode> {
     let batch = config.hub.batch_observations;
     while let Some(chain) = rx.recv().await {
         m.add_chain(&chain);
+        seen.crawled(&chain.seed, Timestamp::now())?;
         for (v, n) in chain.verdict_counts() {
             *t.verdicts.entry(v).or_insert(0) += n;
         }
@@ -340,6 +442,10 @@ async fn crawl(a: &RunArgs) -> Result<ExitCode> {
     let summary = serde_json::json!({
         "seeds": m.seeds,
         "bad_seeds": bad_seeds,
+        "feeds_read": feed_stats.read,
+        "feeds_failed": feed_stats.failed,
+        "feed_seeds": feed_stats.due,
+        "feed_seeds_recent": feed_stats.recent,
         "pages": m.pages,
         "bytes": m.bytes,
         "verdicts": verdicts,

@@ -17,8 +17,23 @@ use assert_cmd::Command;
 const MARKER_EXE: &[u8] = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00This program cannot be run \
     in DOS mode.\r\n(harmless test sample: no code) KIZUNA-TEST-MALWARE-MARKER\x00\x00\x00\x00";
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% invoice 2026-11\n%%EOF";
-const HOSTS: &[&str] =
-    &["blog.test.example", "tds.test.example", "dl.test.example", "shop.test.example", "clean.test.example"];
+const HOSTS: &[&str] = &[
+    "blog.test.example",
+    "tds.test.example",
+    "dl.test.example",
+    "shop.test.example",
+    "clean.test.example",
+    "feeds.test.example",
+];
+/// A URL feed in the layout of URLhaus's `csv_recent` export (commented header, quoted fields, a
+/// second URL column that must not be taken), with one unusable row (line 7).
+const FEED_CSV: &str = "################################################################\n\
+# kizuna test feed (URLhaus csv_recent layout)                 #\n\
+################################################################\n\
+# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\n\
+\"101\",\"2026-11-30 23:59:01\",\"http://blog.test.example/\",\"online\",\"\",\"malware_download\",\"exe\",\"http://feeds.test.example/url/101/\",\"trap\"\n\
+\"102\",\"2026-11-30 23:58:40\",\"http://clean.test.example/\",\"online\",\"\",\"malware_download\",\"\",\"http://feeds.test.example/url/102/\",\"user\"\n\
+\"103\",\"2026-11-30 23:58:00\",\"javascript:void(0)\",\"offline\",\"\",\"malware_download\",\"\",\"http://feeds.test.example/url/103/\",\"user\"\n";
 
 fn response(host: &str, path: &str) -> (u16, Vec<(&'static str, String)>, Vec<u8>) {
     let html = |s: &str| (200, vec![("Content-Type", "text/html; charset=utf-8".to_owned())], s.as_bytes().to_vec());
@@ -43,6 +58,9 @@ fn response(host: &str, path: &str) -> (u16, Vec<(&'static str, String)>, Vec<u8
             (200, vec![("Content-Type", "application/pdf".to_owned())], PDF.to_vec())
         }
         ("clean.test.example", "/") => html("<html><body><p>nothing here</p></body></html>"),
+        ("feeds.test.example", "/recent.csv") => {
+            (200, vec![("Content-Type", "text/csv".to_owned())], FEED_CSV.as_bytes().to_vec())
+        }
         _ => (404, vec![("Content-Type", "text/plain".to_owned())], b"not found".to_vec()),
     }
 }
@@ -330,4 +348,110 @@ fn crawl_cli_spools_while_the_hub_is_down_and_delivers_once_it_is_up() {
     // Nothing left to send.
     let out = stdout_of(kizuna(root).args(["crawl", "send", "--crawl-config"]).arg(&cfg_path));
     assert!(out.contains("sent 0 batches") && out.contains("0 batches (0 observations) still spooled"), "{out}");
+}
+
+#[test]
+fn crawl_cli_reads_seed_feeds_and_crawls_only_what_is_new() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let sites = start_sites();
+    let crawl_dir = root.join("crawl");
+    let metrics = root.join("kizuna_crawl.prom");
+    let yara = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/yara");
+    let mut cfg = format!(
+        "data_dir = {:?}\n[limits]\nconnect_timeout_ms = 1000\nread_timeout_ms = 1000\ntotal_timeout_ms = 3000\n\
+         [rate]\nper_host_rps = 1000.0\nper_host_burst = 100\n[judge]\nyara_dir = {:?}\n\
+         [seeds]\nfeeds = [\"http://feeds.test.example/recent.csv\"]\n[metrics]\ntextfile = {:?}\n[resolve]\n",
+        crawl_dir.display().to_string(),
+        yara.display().to_string(),
+        metrics.display().to_string(),
+    );
+    for h in HOSTS {
+        cfg.push_str(&format!("\"{h}\" = \"{sites}\"\n"));
+    }
+    let cfg_path = root.join("crawl.toml");
+    std::fs::write(&cfg_path, cfg).expect("crawl config");
+    let obs = root.join("obs.jsonl");
+    let crawl = |extra: &[&str]| {
+        let mut c = kizuna(root);
+        c.arg("crawl").arg("--crawl-config").arg(&cfg_path).arg("--out").arg(&obs).args(["--no-notify", "--json"]);
+        c.args(extra);
+        c.output().expect("kizuna crawl")
+    };
+    let summary = |out: &std::process::Output| -> (serde_json::Value, String) {
+        let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned());
+        assert!(out.status.success(), "stdout:\n{so}\nstderr:\n{se}");
+        (serde_json::from_str(so.trim()).expect("json summary"), se)
+    };
+
+    // Run 1: the configured feed plus one that is gone. The feed's two URLs are crawled, its
+    // bad row is rejected with its line and kept, the 404 is reported and the run goes on.
+    let out = crawl(&["--seeds-feed", "http://feeds.test.example/gone.csv"]);
+    let (s, se) = summary(&out);
+    assert_eq!(
+        (s["seeds"].as_u64(), s["feed_seeds"].as_u64(), s["feed_seeds_recent"].as_u64()),
+        (Some(2), Some(2), Some(0)),
+        "{s}"
+    );
+    assert_eq!(
+        (s["feeds_read"].as_u64(), s["feeds_failed"].as_u64(), s["bad_seeds"].as_u64()),
+        (Some(1), Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["verdicts"]["entry"], 1, "the blog's drive-by chain: {s}");
+    assert_eq!(s["verdicts"]["distribution"], 1, "{s}");
+    assert!(se.contains("seed feed http://feeds.test.example/gone.csv: HTTP status 404 (skipped)"), "{se}");
+    assert!(se.contains("http://feeds.test.example/recent.csv:7: not an http(s) URL (scheme \"javascript\")"), "{se}");
+    let rejected = std::fs::read_to_string(crawl_dir.join("rejected-seeds.jsonl")).expect("rejected seeds kept");
+    let r: serde_json::Value = serde_json::from_str(rejected.lines().next().expect("one line")).expect("json");
+    assert_eq!(r["origin"], "http://feeds.test.example/recent.csv");
+    assert_eq!(r["line"], 7);
+    assert!(r["text"].as_str().is_some_and(|t| t.contains("javascript:void(0)")), "{r}");
+    let urls: BTreeSet<String> = std::fs::read_to_string(&obs)
+        .expect("observations")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("event")["source.url"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    assert!(
+        urls.contains("http://blog.test.example/") && urls.contains("http://dl.test.example/setup.exe"),
+        "{urls:?}"
+    );
+    assert!(!urls.iter().any(|u| u.contains("feeds.test.example")), "the feed's own links are not seeds: {urls:?}");
+    let m = parse_metrics(&std::fs::read_to_string(&metrics).expect("metrics"));
+    assert_eq!(m["kizuna_crawl_last_run_seed_feeds{result=\"read\"}"], 1.0);
+    assert_eq!(m["kizuna_crawl_last_run_seed_feeds{result=\"failed\"}"], 1.0);
+    assert_eq!(m["kizuna_crawl_last_run_feed_seeds{result=\"crawled\"}"], 2.0);
+
+    // Run 2, an hour's cron later: the feed lists the same URLs; nothing is crawled again.
+    let (s, se) = summary(&crawl(&[]));
+    assert_eq!(
+        (s["seeds"].as_u64(), s["feed_seeds_recent"].as_u64(), s["pages"].as_u64()),
+        (Some(0), Some(2), Some(0)),
+        "{s}\n{se}"
+    );
+    let m = parse_metrics(&std::fs::read_to_string(&metrics).expect("metrics"));
+    assert_eq!(m["kizuna_crawl_last_run_feed_seeds{result=\"recent\"}"], 2.0);
+
+    // With a zero window every listed URL is due again.
+    let (s, _) = summary(&crawl(&["--recrawl-after-hours", "0"]));
+    assert_eq!(s["feed_seeds"].as_u64(), Some(2), "{s}");
+
+    // No usable seed at all: an error that says so, not an empty success.
+    std::fs::write(
+        root.join("only-gone.toml"),
+        std::fs::read_to_string(&cfg_path)
+            .expect("cfg")
+            .replace("feeds = [\"http://feeds.test.example/recent.csv\"]", "feeds = []"),
+    )
+    .expect("cfg");
+    let out = kizuna(root)
+        .args(["crawl", "--seeds-feed", "http://feeds.test.example/gone.csv", "--no-notify", "--crawl-config"])
+        .arg(root.join("only-gone.toml"))
+        .output()
+        .expect("run");
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(se.contains("no seed feed could be read"), "{se}");
 }
