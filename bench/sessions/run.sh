@@ -37,6 +37,10 @@ else
 fi
 
 PGDATA="$DATA/pgdata"
+# A server left by an interrupted earlier run would hold the port: stop it first.
+if [ -f "$PGDATA/postmaster.pid" ]; then
+    runuser -u postgres -- "$PG/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1 || true
+fi
 rm -rf "$PGDATA"
 mkdir -p "$PGDATA"
 chown postgres: "$PGDATA"
