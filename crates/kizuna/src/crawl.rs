@@ -232,12 +232,12 @@ async fn crawl(a: &RunArgs) -> Result<ExitCode> {
     let config = load_config(a.crawl_config.as_deref())?;
     let listed = read_seeds(a)?;
     let feeds: Vec<String> = config.seeds.feeds.iter().chain(&a.seeds_feed).cloned().collect();
-    if listed.urls.is_empty() && feeds.is_empty() {
-        quarantine_seeds(&config.data_dir(), &listed.rejected).ok();
-        bail!("no seed URLs (give URLs, --seeds FILE or --seeds-feed URL)");
-    }
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("data dir {}", data_dir.display()))?;
+    if listed.urls.is_empty() && feeds.is_empty() {
+        quarantine_seeds(&data_dir, &listed.rejected)?;
+        bail!("no seed URLs (give URLs, --seeds FILE or --seeds-feed URL)");
+    }
     let fetcher = kizuna_crawl::fetch::Fetcher::new(&config)?;
     let mut rejected = listed.rejected;
     let mut seeds = listed.urls;
@@ -373,7 +373,10 @@ async fn crawl(a: &RunArgs) -> Result<ExitCode> {
     let batch = config.hub.batch_observations;
     while let Some(chain) = rx.recv().await {
         m.add_chain(&chain);
-        seen.crawled(&chain.seed, Timestamp::now())?;
+        if let Err(e) = seen.crawled(&chain.seed, Timestamp::now()) {
+            // The findings matter more than the bookkeeping: the seed is crawled again next run.
+            pb.println(format!("kizuna crawl: could not record {} as crawled: {e}", chain.seed));
+        }
         for (v, n) in chain.verdict_counts() {
             *t.verdicts.entry(v).or_insert(0) += n;
         }
