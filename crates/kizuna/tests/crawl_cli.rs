@@ -163,6 +163,26 @@ fn start_hub(dir: &Path, addr: SocketAddr) -> HubProcess {
     panic!("the hub did not come up on {addr}");
 }
 
+/// Writes `root/crawl.toml`: short timeouts, no politeness delay, the repository's YARA rules,
+/// every test host pinned to the loopback sites server, and the given extra sections.
+fn write_crawl_config(root: &Path, data_dir: &Path, metrics: &Path, sites: SocketAddr, extra: &str) -> PathBuf {
+    let yara = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/yara");
+    let mut cfg = format!(
+        "data_dir = {:?}\n[limits]\nconnect_timeout_ms = 1000\nread_timeout_ms = 1000\ntotal_timeout_ms = 3000\n\
+         [rate]\nper_host_rps = 1000.0\nper_host_burst = 100\n[judge]\nyara_dir = {:?}\n{extra}\
+         [metrics]\ntextfile = {:?}\n[resolve]\n",
+        data_dir.display().to_string(),
+        yara.display().to_string(),
+        metrics.display().to_string(),
+    );
+    for h in HOSTS {
+        cfg.push_str(&format!("\"{h}\" = \"{sites}\"\n"));
+    }
+    let path = root.join("crawl.toml");
+    std::fs::write(&path, cfg).expect("crawl config");
+    path
+}
+
 /// Prometheus text → (series with labels → value); checks the format on the way.
 fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     let mut typed = BTreeSet::new();
@@ -227,23 +247,13 @@ fn crawl_cli_spools_while_the_hub_is_down_and_delivers_once_it_is_up() {
     std::fs::write(root.join("sensor.token"), format!("{sensor}\n")).expect("token");
     std::fs::write(root.join("reader.token"), reader.trim()).expect("token");
     let metrics = root.join("textfile/kizuna_crawl.prom");
-    let yara = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/yara");
-    let mut cfg = format!(
-        "data_dir = {:?}\n[limits]\nconnect_timeout_ms = 1000\nread_timeout_ms = 1000\ntotal_timeout_ms = 3000\n\
-         [rate]\nper_host_rps = 1000.0\nper_host_burst = 100\n[judge]\nyara_dir = {:?}\n\
-         [hub]\nurl = \"http://{hub_addr}\"\nsensor_token_file = {:?}\nindicator_token_file = {:?}\n\
-         retry_initial_ms = 50\nretry_max_ms = 100\nretry_for_secs = 1\n[metrics]\ntextfile = {:?}\n[resolve]\n",
-        crawl_dir.display().to_string(),
-        yara.display().to_string(),
+    let hub = format!(
+        "[hub]\nurl = \"http://{hub_addr}\"\nsensor_token_file = {:?}\nindicator_token_file = {:?}\n\
+         retry_initial_ms = 50\nretry_max_ms = 100\nretry_for_secs = 1\n",
         root.join("sensor.token").display().to_string(),
         root.join("reader.token").display().to_string(),
-        metrics.display().to_string(),
     );
-    for h in HOSTS {
-        cfg.push_str(&format!("\"{h}\" = \"{sites}\"\n"));
-    }
-    let cfg_path = root.join("crawl.toml");
-    std::fs::write(&cfg_path, cfg).expect("crawl config");
+    let cfg_path = write_crawl_config(root, &crawl_dir, &metrics, sites, &hub);
     let seeds = root.join("seeds.txt");
     std::fs::write(
         &seeds,
@@ -357,20 +367,13 @@ fn crawl_cli_reads_seed_feeds_and_crawls_only_what_is_new() {
     let sites = start_sites();
     let crawl_dir = root.join("crawl");
     let metrics = root.join("kizuna_crawl.prom");
-    let yara = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/yara");
-    let mut cfg = format!(
-        "data_dir = {:?}\n[limits]\nconnect_timeout_ms = 1000\nread_timeout_ms = 1000\ntotal_timeout_ms = 3000\n\
-         [rate]\nper_host_rps = 1000.0\nper_host_burst = 100\n[judge]\nyara_dir = {:?}\n\
-         [seeds]\nfeeds = [\"http://feeds.test.example/recent.csv\"]\n[metrics]\ntextfile = {:?}\n[resolve]\n",
-        crawl_dir.display().to_string(),
-        yara.display().to_string(),
-        metrics.display().to_string(),
+    let cfg_path = write_crawl_config(
+        root,
+        &crawl_dir,
+        &metrics,
+        sites,
+        "[seeds]\nfeeds = [\"http://feeds.test.example/recent.csv\"]\n",
     );
-    for h in HOSTS {
-        cfg.push_str(&format!("\"{h}\" = \"{sites}\"\n"));
-    }
-    let cfg_path = root.join("crawl.toml");
-    std::fs::write(&cfg_path, cfg).expect("crawl config");
     let obs = root.join("obs.jsonl");
     let crawl = |extra: &[&str]| {
         let mut c = kizuna(root);
