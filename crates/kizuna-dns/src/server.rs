@@ -310,6 +310,32 @@ impl Primary {
         Ok(out)
     }
 
+    /// Incremental change of a zone without provenance (the agent's client zone): the trigger
+    /// owners (relative to the origin) that leave and that join, each carrying `data` with
+    /// `ttl`. One new version when anything changed; NOTIFY and IXFR as for [`Primary::publish`].
+    pub fn apply_owners(
+        &self,
+        origin: &str,
+        gone: &[String],
+        new: &[String],
+        ttl: u32,
+        data: &[RData],
+    ) -> Result<PublishOutcome, Error> {
+        let entry = self.zone(origin).ok_or_else(|| Error::UnknownZone(origin.to_owned()))?;
+        let origin_name = entry.zone.origin().clone();
+        let mut removed = Vec::with_capacity(gone.len() * data.len());
+        for o in gone {
+            removed.extend(crate::zone::encode_owner(&origin_name, o, ttl, data)?);
+        }
+        let mut added = Vec::with_capacity(new.len() * data.len());
+        for o in new {
+            added.extend(crate::zone::encode_owner(&origin_name, o, ttl, data)?);
+        }
+        let out = entry.zone.apply(removed, added)?;
+        self.commit(&entry, out);
+        Ok(out)
+    }
+
     /// Incremental publish: each indicator's new trigger owners (empty: it no longer
     /// publishes); `ttl`/`data` are the policy's record TTL and action records. Only owners
     /// whose indicator set becomes empty or non-empty change the zone.

@@ -606,6 +606,17 @@ pub fn triggers_for(policy: &RpzPolicy, entry: Entry<'_>, now: Timestamp) -> Res
     Ok(z.provenance.into_keys().collect())
 }
 
+/// The `rpz-client-ip` trigger owner (relative to `origin`) of a client network, or None for
+/// what cannot be a trigger (a /0, or a name longer than 255 octets): the owners of
+/// [`client_passthru_zone`], for callers that apply changes to it one network at a time.
+pub fn client_ip_owner(net: &IpNet, origin: &str) -> Option<String> {
+    if net.prefix_len() == 0 {
+        return None;
+    }
+    let owner = format!("{}.rpz-client-ip", ip_trigger_labels(net));
+    (wire_len(&owner, origin) <= 255).then_some(owner)
+}
+
 /// A per-ISP client policy zone: `rpz-client-ip` triggers with `CNAME rpz-passthru.` for the
 /// given client addresses/prefixes. Listed first in a resolver's `response-policy` (BIND: the
 /// first zone wins, and CLIENT-IP triggers outrank QNAME triggers), it exempts those clients
@@ -621,11 +632,7 @@ pub fn client_passthru_zone(policy: &RpzPolicy, clients: &[IpNet]) -> Result<Rpz
         skipped: Vec::new(),
     };
     for net in clients {
-        if net.prefix_len() == 0 {
-            continue;
-        }
-        let owner = format!("{}.rpz-client-ip", ip_trigger_labels(net));
-        if wire_len(&owner, &b.origin) <= 255 {
+        if let Some(owner) = client_ip_owner(net, &b.origin) {
             b.owners.entry(owner).or_default();
         }
     }

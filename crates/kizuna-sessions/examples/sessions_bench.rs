@@ -222,6 +222,25 @@ fn main() {
         full.extend(idx.resolve_many(chunk));
     }
     let lookup_full = started_full.elapsed();
+    // Everyone holding an address at one instant: what the agent's client zone is built from.
+    let at = queries.first().map_or(Timestamp::from_secs(0), |q| q.2);
+    let started_h = Instant::now();
+    let live = idx.holders_at(at).len();
+    let holders = started_h.elapsed();
+    // The agent's client-zone scan: the same sessions through the key → filtered map of every
+    // subscriber (half of them filtered), without copying keys.
+    let filtered: std::collections::HashMap<String, bool> =
+        (0..(n / 10).max(1)).map(|u| (user_name(u), u % 2 == 0)).collect();
+    let started_h = Instant::now();
+    let passthru = idx.live_nets_where(at, |k| !filtered.get(k).copied().unwrap_or(false)).len();
+    let client_scan = started_h.elapsed();
+    // As the agent runs it every tick: decisions kept per subscriber (first scan fills them).
+    let mut marks = kizuna_sessions::SubscriberMarks::default();
+    idx.live_nets_marked(at, &mut marks, |k| !filtered.get(k).copied().unwrap_or(false));
+    let started_h = Instant::now();
+    let marked = idx.live_nets_marked(at, &mut marks, |k| !filtered.get(k).copied().unwrap_or(false)).len();
+    let client_tick = started_h.elapsed();
+    assert_eq!(marked, passthru);
     let mut lf = std::io::BufWriter::new(std::fs::File::create(out.join("lookups.tsv")).unwrap());
     for (q, res) in queries.iter().zip(&full) {
         let ans = res.subscriber().map(|s| s.key.as_str()).unwrap_or("-");
@@ -284,7 +303,7 @@ fn main() {
     let per_heap = heap as f64 / n as f64;
     let per_rss = (rss1.saturating_sub(rss0)) as f64 / n as f64;
     let report = format!(
-        "sessions={n}\nlookups={m}\nbuild_s={:.3}\nbuild_sessions_per_s={:.0}\nheap_bytes_per_session={per_heap:.1}\nrss_bytes_per_session={per_rss:.1}\nlookup_s={:.3}\nlookups_per_s={:.0}\nlookups_per_cpu_s={:.0}\nrepeat={repeat}\nlookups_single_per_s={:.0}\nthreads={threads}\nlookups_threads_per_s={:.0}\nlookups_one_batch_per_s={:.0}\nlookup_full_s={:.3}\nlookups_full_per_s={:.0}\nresolved={resolved}\nunresolved={}\ndetail_records={}\ndetail_mb={:.1}\ndetail_parse_s={:.3}\ndetail_records_per_s={:.0}\n",
+        "sessions={n}\nlookups={m}\nbuild_s={:.3}\nbuild_sessions_per_s={:.0}\nheap_bytes_per_session={per_heap:.1}\nrss_bytes_per_session={per_rss:.1}\nlookup_s={:.3}\nlookups_per_s={:.0}\nlookups_per_cpu_s={:.0}\nrepeat={repeat}\nlookups_single_per_s={:.0}\nthreads={threads}\nlookups_threads_per_s={:.0}\nlookups_one_batch_per_s={:.0}\nlookup_full_s={:.3}\nlookups_full_per_s={:.0}\nresolved={resolved}\nunresolved={}\ndetail_records={}\ndetail_mb={:.1}\ndetail_parse_s={:.3}\ndetail_records_per_s={:.0}\nholders_at_s={:.3}\nholders_at_live={live}\nclient_zone_scan_s={:.3}\nclient_zone_tick_s={:.3}\nclient_zone_passthru={passthru}\n",
         build.as_secs_f64(),
         n as f64 / build.as_secs_f64(),
         lookup.as_secs_f64(),
@@ -300,6 +319,9 @@ fn main() {
         detail_bytes as f64 / 1e6,
         parse.as_secs_f64(),
         ps.events as f64 / parse.as_secs_f64(),
+        holders.as_secs_f64(),
+        client_scan.as_secs_f64(),
+        client_tick.as_secs_f64(),
     );
     std::fs::write(out.join("kizuna.txt"), &report).unwrap();
     print!("{report}");

@@ -94,6 +94,11 @@ impl Interner {
         self.table.len()
     }
 
+    /// Every id is below this (ids are byte offsets into the arena).
+    pub(crate) fn id_bound(&self) -> usize {
+        self.arena.bytes.len()
+    }
+
     pub(crate) fn memory_bytes(&self) -> usize {
         self.arena.memory_bytes() + self.table.capacity() * (4 + 1)
     }

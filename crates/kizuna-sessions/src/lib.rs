@@ -87,7 +87,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use index::{IndexStats, SessionIndex};
+pub use index::{IndexStats, SessionIndex, SubscriberMarks};
 pub use kizuna_model::{Rejected, Timestamp};
 pub use load::{LoadSummary, MAX_KEPT_REJECTIONS, parse_reader, parser_for};
 pub use tail::SessionTailer;

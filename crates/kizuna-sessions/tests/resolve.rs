@@ -506,3 +506,47 @@ fn compacted_entries_follow_later_changes_and_give_the_same_answers() {
     compacted.compact();
     same(&compacted, &plain, "compacted again");
 }
+
+/// The client-zone scans: `live_nets_marked` gives what `live_nets_where` gives (and what
+/// `holders_at` implies), also after new subscribers arrive, and marks made on one index are
+/// not trusted on another.
+#[test]
+fn live_nets_with_and_without_marks_agree() {
+    let mut idx = index();
+    idx.add_events([
+        radius(Start, 0, "192.0.2.1", "a1", "alice", Some("198.51.100.7"), &["2001:db8:a::/56"]),
+        radius(Start, 0, "192.0.2.1", "b1", "bob", Some("198.51.100.8"), &[]),
+        radius(Start, 0, "192.0.2.1", "c1", "carol", Some("198.51.100.9"), &[]),
+        radius(Stop, 600, "192.0.2.1", "c1", "carol", Some("198.51.100.9"), &[]),
+    ]);
+    let keep = |k: &str| k != "bob";
+    let at = 100;
+    let from_holders = |idx: &SessionIndex, at: i64| {
+        let mut v: Vec<ipnet::IpNet> =
+            idx.holders_at(t(at)).into_iter().filter(|(k, _)| keep(k)).map(|(_, n)| n).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let mut marks = kizuna_sessions::SubscriberMarks::default();
+    let want = from_holders(&idx, at);
+    assert_eq!(want.len(), 3, "alice's address and prefix, carol's address: {want:?}");
+    assert_eq!(idx.live_nets_where(t(at), keep), want);
+    assert_eq!(idx.live_nets_marked(t(at), &mut marks, keep), want);
+    assert_eq!(idx.live_nets_marked(t(at), &mut marks, keep), want, "second scan, from the marks");
+    // Later: carol's session ended, dave arrived (a subscriber id the marks never saw).
+    idx.add_events([radius(Start, 700, "192.0.2.1", "d1", "dave", Some("198.51.100.10"), &[])]);
+    let want = from_holders(&idx, 800);
+    assert!(want.contains(&"198.51.100.10/32".parse().unwrap()) && !want.contains(&"198.51.100.9/32".parse().unwrap()));
+    assert_eq!(idx.live_nets_marked(t(800), &mut marks, keep), want);
+    // Another index where the same ids may be other subscribers: the marks start over.
+    let mut other = index();
+    other.add_events([radius(Start, 0, "192.0.2.9", "z1", "bob", Some("203.0.113.5"), &[])]);
+    assert_eq!(other.live_nets_marked(t(at), &mut marks, keep), Vec::<ipnet::IpNet>::new());
+    // The caller's rule changed: after clear() the new rule applies.
+    marks.clear();
+    assert_eq!(
+        other.live_nets_marked(t(at), &mut marks, |_| true),
+        vec!["203.0.113.5/32".parse::<ipnet::IpNet>().unwrap()]
+    );
+}
