@@ -117,6 +117,7 @@ pub struct Hub {
     started: Instant,
     indicators: indicators::HubIndicators,
     sharing: sharing::PollMetrics,
+    pollers: sharing::Pollers,
 }
 
 /// Errors starting the hub.
@@ -159,6 +160,7 @@ impl Hub {
             started: Instant::now(),
             indicators,
             sharing: sharing::PollMetrics::new(),
+            pollers: sharing::Pollers::default(),
         }))
     }
 
@@ -264,10 +266,12 @@ impl Hub {
             }
         });
         let indicator_expiry = indicators::spawn_expiry(self.clone(), Duration::from_secs(30));
-        let pollers = sharing::spawn_pollers(&self);
+        if let Err(e) = self.set_poll_partners(&self.config.sharing.poll) {
+            tracing::error!("{e}: no partner is polled");
+        }
         let result = axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await;
         indicator_expiry.abort();
-        pollers.iter().for_each(|p| p.abort());
+        self.stop_pollers();
         reloader.abort();
         expirer.abort();
         result.map_err(HubError::Io)

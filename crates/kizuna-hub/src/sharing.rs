@@ -9,7 +9,8 @@
 //!
 //! `[hub.sharing]` ([`SharingConfig`]) names this hub's organisation (the STIX identity,
 //! `created_by_ref` and MISP `Orgc` of everything it exports) and the partner collections
-//! `kizuna hub serve` polls on their schedule ([`PollConfig`], [`spawn_pollers`]):
+//! `kizuna hub serve` polls on their schedule ([`PollConfig`], [`Hub::set_poll_partners`]; SIGHUP
+//! re-reads the list):
 //! incrementally (`added_after` saved in the store after every complete poll, so a restart
 //! resumes where the last poll ended, then `next` through the pages), failed polls retried with
 //! doubling delays, and per-partner counters on `/metrics`
@@ -72,7 +73,7 @@ impl Default for SharingConfig {
 }
 
 /// One partner collection to poll.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollConfig {
     /// The partner organisation: provenance (`source` prefix, origin) of what it sends; the
@@ -135,14 +136,11 @@ impl SharingConfig {
         if self.organisation.trim().is_empty() {
             return Err("hub.sharing.organisation must not be empty".into());
         }
-        let mut names = std::collections::BTreeSet::new();
+        check_poll_list(&self.poll)?;
         for p in &self.poll {
             let at = format!("hub.sharing.poll {:?}", p.name);
             if p.name.trim().is_empty() {
                 return Err("hub.sharing.poll: name must not be empty".into());
-            }
-            if !names.insert(p.name.as_str()) {
-                return Err(format!("{at}: the name is used twice"));
             }
             if !(p.url.starts_with("https://") || p.url.starts_with("http://")) {
                 return Err(format!("{at}: url {:?} is not http(s)", p.url));
@@ -437,56 +435,132 @@ pub fn retry_delay(failures: u32, interval: Duration) -> Duration {
     d.min(interval)
 }
 
-/// Starts one task per `[[hub.sharing.poll]]` partner: poll at once, then every
-/// `interval_secs`; failures are logged, counted and retried sooner ([`retry_delay`]).
-pub fn spawn_pollers(hub: &Arc<Hub>) -> Vec<tokio::task::JoinHandle<()>> {
-    hub.config
-        .sharing
-        .poll
-        .iter()
-        .map(|p| {
-            let hub = hub.clone();
-            let p = p.clone();
-            tokio::spawn(async move {
-                let interval = Duration::from_secs(p.interval_secs.max(1));
-                let mut failures = 0u32;
-                loop {
-                    let started = Instant::now();
-                    let result = async {
-                        let http = client::http_client(p.ca_file.as_deref(), Duration::from_secs(p.timeout_secs))?;
-                        poll_partner(hub.store(), &p, p.auth()?, &http).await
-                    }
-                    .await;
-                    let delay = match result {
-                        Ok(o) if o.objects == 0 => {
-                            failures = 0;
-                            hub.sharing.success(&p.name, &o);
-                            tracing::debug!(partner = %p.name, "polled: nothing new");
-                            interval
-                        }
-                        Ok(o) => {
-                            failures = 0;
-                            hub.sharing.success(&p.name, &o);
-                            tracing::info!(
-                                partner = %p.name, objects = o.objects, pages = o.pages, indicators = o.indicators,
-                                sightings = o.sightings, rejected = o.rejected,
-                                "polled in {:.1}s", started.elapsed().as_secs_f64()
-                            );
-                            interval
-                        }
-                        Err(e) => {
-                            failures = failures.saturating_add(1);
-                            hub.sharing.failure(&p.name, failures);
-                            let d = retry_delay(failures, interval);
-                            tracing::warn!(partner = %p.name, "poll failed ({failures} in a row, retry in {d:?}): {e}");
-                            d
-                        }
-                    };
-                    tokio::time::sleep(delay).await;
+/// The running pollers of `kizuna hub serve`, by partner name.
+#[derive(Default)]
+pub struct Pollers {
+    running: std::sync::Mutex<std::collections::BTreeMap<String, (PollConfig, tokio::task::JoinHandle<()>)>>,
+}
+
+/// Refuses a `[[hub.sharing.poll]]` list that names a partner twice (checked when the config
+/// is read, and again by [`Hub::set_poll_partners`] for callers that build the list).
+pub fn check_poll_list(list: &[PollConfig]) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for p in list {
+        if !seen.insert(p.name.as_str()) {
+            return Err(format!("hub.sharing.poll {:?}: the name is used twice", p.name));
+        }
+    }
+    Ok(())
+}
+
+/// What a new partner list changed ([`Hub::set_poll_partners`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollChange {
+    /// Partners polled from now on.
+    pub started: Vec<String>,
+    /// Partners no longer polled.
+    pub stopped: Vec<String>,
+    /// Partners whose settings changed: their poller was restarted (it resumes from the saved
+    /// cursor).
+    pub restarted: Vec<String>,
+    /// Partners left running as they were.
+    pub unchanged: Vec<String>,
+}
+
+impl Hub {
+    /// Makes the running pollers match `list` (`[[hub.sharing.poll]]`): new partners start
+    /// (a poll at once), removed ones stop, changed ones restart, the others keep running. A
+    /// stopped or restarted poller loses nothing: the pages it stored stay (a page's store
+    /// write runs to its end even when the poller is stopped), and the next poll starts from
+    /// the last complete poll's point, where objects seen again are merged by their id, not
+    /// added twice. Duplicate names are refused, and nothing changes then. Needs a tokio
+    /// runtime.
+    pub fn set_poll_partners(self: &Arc<Self>, list: &[PollConfig]) -> Result<PollChange, String> {
+        check_poll_list(list)?;
+        let mut running = self.pollers.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut change = PollChange::default();
+        let wanted: std::collections::BTreeMap<&str, &PollConfig> = list.iter().map(|p| (p.name.as_str(), p)).collect();
+        running.retain(|name, (cfg, task)| match wanted.get(name.as_str()) {
+            Some(p) if *p == cfg => true,
+            Some(_) => {
+                task.abort();
+                change.restarted.push(name.clone());
+                false
+            }
+            None => {
+                task.abort();
+                change.stopped.push(name.clone());
+                false
+            }
+        });
+        for p in list {
+            if running.contains_key(&p.name) {
+                change.unchanged.push(p.name.clone());
+                continue;
+            }
+            if !change.restarted.contains(&p.name) {
+                change.started.push(p.name.clone());
+            }
+            running.insert(p.name.clone(), (p.clone(), spawn_poller(self.clone(), p.clone())));
+        }
+        Ok(change)
+    }
+
+    /// Stops every poller (the hub is shutting down).
+    pub fn stop_pollers(&self) {
+        let mut running = self.pollers.running.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, (_, task)) in std::mem::take(&mut *running) {
+            task.abort();
+        }
+    }
+
+    /// The partners being polled now.
+    pub fn poll_partners(&self) -> Vec<String> {
+        self.pollers.running.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+}
+
+/// One partner's poller: poll at once, then every `interval_secs`; failures are logged,
+/// counted and retried sooner ([`retry_delay`]).
+fn spawn_poller(hub: Arc<Hub>, p: PollConfig) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let interval = Duration::from_secs(p.interval_secs.max(1));
+        let mut failures = 0u32;
+        loop {
+            let started = Instant::now();
+            let result = async {
+                let http = client::http_client(p.ca_file.as_deref(), Duration::from_secs(p.timeout_secs))?;
+                poll_partner(hub.store(), &p, p.auth()?, &http).await
+            }
+            .await;
+            let delay = match result {
+                Ok(o) if o.objects == 0 => {
+                    failures = 0;
+                    hub.sharing.success(&p.name, &o);
+                    tracing::debug!(partner = %p.name, "polled: nothing new");
+                    interval
                 }
-            })
-        })
-        .collect()
+                Ok(o) => {
+                    failures = 0;
+                    hub.sharing.success(&p.name, &o);
+                    tracing::info!(
+                        partner = %p.name, objects = o.objects, pages = o.pages, indicators = o.indicators,
+                        sightings = o.sightings, rejected = o.rejected,
+                        "polled in {:.1}s", started.elapsed().as_secs_f64()
+                    );
+                    interval
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    hub.sharing.failure(&p.name, failures);
+                    let d = retry_delay(failures, interval);
+                    tracing::warn!(partner = %p.name, "poll failed ({failures} in a row, retry in {d:?}): {e}");
+                    d
+                }
+            };
+            tokio::time::sleep(delay).await;
+        }
+    })
 }
 
 /// [`ObjectStore`] over the hub's [`SharingStore`]; `producer` names the hub in the indicator

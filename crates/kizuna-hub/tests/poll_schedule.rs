@@ -188,3 +188,45 @@ fn retries_back_off_up_to_the_interval() {
     assert_eq!(d, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
     assert_eq!(kizuna_hub::sharing::retry_delay(40, five_min), five_min);
 }
+
+/// `Hub::set_poll_partners` (what SIGHUP applies): partners start, stop, restart when their
+/// settings changed, and keep running otherwise; a list naming a partner twice changes nothing.
+/// The partners point at a closed loopback port: their polls fail and back off, which is all
+/// this needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_poll_partners_starts_stops_and_restarts_only_what_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn HubStore> = Arc::new(SqliteStore::open(&dir.path().join("kizuna.sqlite")).expect("store"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let partner = |name: &str, interval: u64| PollConfig {
+        name: name.into(),
+        url: format!("http://{closed}/tg/collections/{COLLECTION}/"),
+        user: None,
+        password_file: None,
+        token_file: None,
+        interval_secs: interval,
+        ca_file: None,
+        page_size: 50,
+        timeout_secs: 1,
+        default_tlp: None,
+        tlp_floor: None,
+        sharing_groups: Vec::new(),
+    };
+    let hub = Hub::new(store, HubConfig::default(), IngestSettings::default()).expect("hub");
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let c = hub.set_poll_partners(&[partner("a", 60), partner("b", 60)]).expect("set");
+    assert_eq!((c.started, c.stopped, c.restarted, c.unchanged), (names(&["a", "b"]), vec![], vec![], vec![]));
+    let c = hub.set_poll_partners(&[partner("a", 60), partner("b", 30), partner("c", 60)]).expect("set");
+    assert_eq!(c.started, names(&["c"]));
+    assert_eq!(c.restarted, names(&["b"]));
+    assert_eq!(c.unchanged, names(&["a"]));
+    assert!(c.stopped.is_empty());
+    let e = hub.set_poll_partners(&[partner("a", 60), partner("a", 60)]).expect_err("twice");
+    assert!(e.contains("used twice"), "{e}");
+    assert_eq!(hub.poll_partners(), names(&["a", "b", "c"]), "a refused list changes nothing");
+    let c = hub.set_poll_partners(&[partner("c", 60)]).expect("set");
+    assert_eq!((c.stopped, c.unchanged), (names(&["a", "b"]), names(&["c"])));
+    assert_eq!(hub.poll_partners(), names(&["c"]));
+    hub.stop_pollers();
+    assert!(hub.poll_partners().is_empty());
+}

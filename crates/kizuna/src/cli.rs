@@ -251,22 +251,23 @@ enum SensorCommand {
 /// Loaded configuration plus the command-line overrides.
 pub struct Env {
     pub config: Config,
+    /// The config file read, or the one `<data dir>/kizuna.toml` would be (re-read on SIGHUP
+    /// by `kizuna hub serve`).
+    pub config_path: PathBuf,
 }
 
 impl Env {
     fn load(cli: &Cli) -> Result<Env> {
-        let mut config = match &cli.config {
-            Some(p) => Config::load(p)?,
-            None => {
-                let dir = cli.data_dir.clone().unwrap_or_else(|| Config::default().data_dir());
-                let candidate = dir.join("kizuna.toml");
-                if candidate.exists() { Config::load(&candidate)? } else { Config::default() }
-            }
+        let config_path = match &cli.config {
+            Some(p) => p.clone(),
+            None => cli.data_dir.clone().unwrap_or_else(|| Config::default().data_dir()).join("kizuna.toml"),
         };
+        let mut config =
+            if cli.config.is_some() || config_path.exists() { Config::load(&config_path)? } else { Config::default() };
         if let Some(d) = &cli.data_dir {
             config.data_dir = Some(d.clone());
         }
-        Ok(Env { config })
+        Ok(Env { config, config_path })
     }
 
     /// Opens the store, creating the data directory.
@@ -370,6 +371,7 @@ fn serve(env: &Env, listen: Option<SocketAddr>) -> Result<ExitCode> {
     let dns = crate::dns::for_hub(env, store.clone(), &mut metrics)?;
     let hub = kizuna_hub::Hub::with_metrics(store, hub_config, env.config.ingest_settings()?, metrics)?;
     // The primary republishes as soon as the hub changes an indicator, not at its next poll.
+    let config_path = env.config_path.clone();
     let dns = dns.map(|mut svc| {
         svc.wake_on(hub.indicator_change_notifier());
         svc
@@ -380,6 +382,7 @@ fn serve(env: &Env, listen: Option<SocketAddr>) -> Result<ExitCode> {
         let dns = crate::dns::InHub::start(dns).await?;
         tracing::info!("kizuna hub listening on http://{}", listener.local_addr()?);
         let dns_ended = dns.ended();
+        let reload = tokio::spawn(reload_on_sighup(hub.clone(), config_path));
         hub.serve(listener, async {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
@@ -387,10 +390,43 @@ fn serve(env: &Env, listen: Option<SocketAddr>) -> Result<ExitCode> {
             }
         })
         .await?;
+        reload.abort();
         dns.stop().await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP: re-reads the config file and applies its `[[hub.sharing.poll]]` partner list to the
+/// running hub (partners added, removed or changed without a restart). Other settings need a
+/// restart; a file that does not parse changes nothing.
+async fn reload_on_sighup(hub: Arc<kizuna_hub::Hub>, path: PathBuf) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP handler not installed: poll partners change only with a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let loaded = if path.exists() {
+            Config::load(&path).map_err(|e| format!("{e:#}"))
+        } else {
+            Err(format!("{} does not exist", path.display()))
+        };
+        let config = match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("SIGHUP: config not reloaded, the running poll partners stay: {e}");
+                continue;
+            }
+        };
+        match hub.set_poll_partners(&config.hub.sharing.poll) {
+            Ok(c) => tracing::info!(
+                started = ?c.started, stopped = ?c.stopped, restarted = ?c.restarted, unchanged = ?c.unchanged,
+                "SIGHUP: [[hub.sharing.poll]] reloaded from {} (other settings need a restart)",
+                path.display()
+            ),
+            Err(e) => tracing::warn!("SIGHUP: poll partners not changed: {e}"),
+        }
+    }
 }
 
 fn spec_of(name: &str, f: &MemberFields, old: Option<&kizuna_store::Member>) -> MemberSpec {

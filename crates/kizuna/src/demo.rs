@@ -160,7 +160,7 @@ pub fn run(env: &Env, args: &DemoArgs) -> Result<ExitCode> {
     let mut config = env.config.clone();
     config.data_dir = Some(args.dir.clone());
     config.store.path = None;
-    let env = Env { config };
+    let env = Env { config, config_path: args.dir.join("kizuna.toml") };
     let samples = args.dir.join("samples");
     println!("kizuna demo: data directory {}", args.dir.display());
 

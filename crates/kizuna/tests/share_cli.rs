@@ -437,7 +437,48 @@ fn poll_by_url_and_by_partner_and_hub_serve_polls_on_schedule() {
         .expect("own indicator");
     assert_eq!(own["created_by_ref"], identity_id(ORG));
 
+    // SIGHUP: the partner list is re-read without a restart. cert-m goes, cert-n (the same
+    // collection under another name: its own cursor) comes; a broken list changes nothing.
     let pid = hub.0.id().to_string();
+    let partner = |name: &str| {
+        format!(
+            "[[hub.sharing.poll]]\nname = \"{name}\"\nurl = \"{url}\"\nuser = \"admin\"\npassword_file = \"{}\"\ninterval_secs = 1\npage_size = 40\n",
+            hubdir.join("cert-m.password").display()
+        )
+    };
+    write_config(&hubdir, &partner("cert-n"));
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let objects_n = r#"kizuna_taxii_poll_objects_total{partner="cert-n"}"#;
+    assert!(
+        wait_until(Duration::from_secs(30), || metric(&scrape(), objects_n) >= 94.0),
+        "cert-n not polled after SIGHUP: {}",
+        logtext()
+    );
+    assert!(logtext().contains("SIGHUP: [[hub.sharing.poll]] reloaded"), "{}", logtext());
+    let m_polls = metric(&scrape(), polls);
+    let n_polls = metric(&scrape(), r#"kizuna_taxii_polls_total{partner="cert-n"}"#);
+    assert!(
+        wait_until(Duration::from_secs(30), || metric(&scrape(), r#"kizuna_taxii_polls_total{partner="cert-n"}"#)
+            >= n_polls + 2.0),
+        "{}",
+        logtext()
+    );
+    assert_eq!(metric(&scrape(), polls), m_polls, "cert-m is no longer polled");
+    assert_eq!(metric(&scrape(), objects_n), 94.0, "each object once for cert-n too");
+    write_config(&hubdir, &format!("{}{}", partner("cert-n"), partner("cert-n")));
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(wait_until(Duration::from_secs(10), || logtext().contains("SIGHUP: config not reloaded")), "{}", logtext());
+    assert!(logtext().contains("\"cert-n\": the name is used twice"), "{}", logtext());
+    let n_polls = metric(&scrape(), r#"kizuna_taxii_polls_total{partner="cert-n"}"#);
+    assert!(
+        wait_until(Duration::from_secs(30), || metric(&scrape(), r#"kizuna_taxii_polls_total{partner="cert-n"}"#)
+            > n_polls),
+        "cert-n keeps polling after a refused reload: {}",
+        logtext()
+    );
+    // Back to cert-m for the checks after the hub (share poll by partner name).
+    write_config(&hubdir, &partner("cert-m"));
+
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     assert!(wait_until(Duration::from_secs(10), || hub.0.try_wait().unwrap().is_some()), "hub did not stop");
 
