@@ -538,14 +538,7 @@ pub trait Holders: Send + Sync {
         at: Timestamp,
         keep: &dyn Fn(&str) -> bool,
         marks: &mut kizuna_sessions::SubscriberMarks,
-    ) -> Vec<ipnet::IpNet> {
-        let _ = marks;
-        let mut v: Vec<ipnet::IpNet> =
-            self.holders_at(at).into_iter().filter(|(k, _)| keep(k)).map(|(_, n)| n).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
+    ) -> Vec<ipnet::IpNet>;
 }
 
 impl Holders for std::sync::RwLock<kizuna_sessions::SessionIndex> {
