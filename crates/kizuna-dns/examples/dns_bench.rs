@@ -17,7 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcp, UdpSocket as StdUdp};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdp};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -35,15 +35,7 @@ const SECRET: &str = "YmVuY2gta2V5LWZvci1rdWl6dW5hLWRucy1iZW5jaC0wMDE=";
 const WARN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-fn free_port() -> u16 {
-    loop {
-        let t = StdTcp::bind("127.0.0.1:0").unwrap();
-        let p = t.local_addr().unwrap().port();
-        if StdUdp::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
+use kizuna_testkit::free_udp_tcp_port as free_port;
 
 fn indicator(value: &str) -> Indicator {
     let now = Timestamp::now().as_secs();
@@ -466,23 +458,9 @@ fn unbound_conf(dir: &Path, port: u16, ctl: u16, kzone: &str, kport: u16, fzone:
     } else {
         String::new()
     };
+    let server = kizuna_testkit::unbound_server_section(dir, port, 1, "respip iterator");
     format!(
-        "server:
-  interface: 127.0.0.1@{port}
-  port: {port}
-  do-ip6: no
-  username: \"\"
-  chroot: \"\"
-  directory: \"{d}\"
-  pidfile: \"{d}/unbound.pid\"
-  use-syslog: no
-  logfile: \"{d}/unbound.log\"
-  log-time-ascii: yes
-  verbosity: 1
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: \"respip iterator\"
-  num-threads: 1
+        "{server}  num-threads: 1
 rpz:
   name: \"{kzone}.\"
   primary: 127.0.0.1@{kport}

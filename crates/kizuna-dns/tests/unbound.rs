@@ -19,23 +19,9 @@ const NORMAL: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
 fn unbound_conf(dir: &std::path::Path, port: u16, kizuna: u16, auth: u16) -> String {
     let d = dir.display();
+    let server = kizuna_testkit::unbound_server_section(dir, port, 2, "respip validator iterator");
     format!(
-        "server:
-  interface: 127.0.0.1@{port}
-  port: {port}
-  do-ip6: no
-  username: \"\"
-  chroot: \"\"
-  directory: \"{d}\"
-  pidfile: \"{d}/unbound.pid\"
-  use-syslog: no
-  logfile: \"{d}/unbound.log\"
-  log-time-ascii: yes
-  verbosity: 2
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: \"respip validator iterator\"
-  cache-max-ttl: 60
+        "{server}  cache-max-ttl: 60
 rpz:
   name: \"{ZONE}.\"
   primary: 127.0.0.1@{kizuna}

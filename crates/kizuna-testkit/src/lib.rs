@@ -21,6 +21,44 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port free for both UDP and TCP on 127.0.0.1 a moment ago (DNS servers bind both).
+pub fn free_udp_tcp_port() -> u16 {
+    for _ in 0..100 {
+        let t = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let p = t.local_addr().expect("local address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1");
+}
+
+/// The `server:` section of an Unbound resolver for tests and benchmarks: loopback only on
+/// `port`, everything (pid, log) under `dir`, no privileges dropped, localhost queries allowed
+/// (the peers are on loopback), the given `verbosity` and `module-config` (e.g. `"respip
+/// iterator"` for RPZ). Callers append their own lines and sections.
+pub fn unbound_server_section(dir: &std::path::Path, port: u16, verbosity: u8, modules: &str) -> String {
+    let d = dir.display();
+    format!(
+        "server:
+  interface: 127.0.0.1@{port}
+  port: {port}
+  do-ip6: no
+  username: \"\"
+  chroot: \"\"
+  directory: \"{d}\"
+  pidfile: \"{d}/unbound.pid\"
+  use-syslog: no
+  logfile: \"{d}/unbound.log\"
+  log-time-ascii: yes
+  verbosity: {verbosity}
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: \"{modules}\"
+"
+    )
+}
+
 /// Installs the process-wide rustls provider (ring). With the workspace's features unified,
 /// reqwest is built with `rustls-no-provider`, and building any client panics without one.
 pub fn install_tls_provider() {

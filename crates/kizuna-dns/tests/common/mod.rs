@@ -3,7 +3,7 @@
 //! recommends), queried with hickory-proto messages from chosen loopback source addresses.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcp, UdpSocket as StdUdp};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdp};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -32,16 +32,7 @@ pub fn require(bin: &str) {
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1.
-pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let t = StdTcp::bind("127.0.0.1:0").unwrap();
-        let p = t.local_addr().unwrap().port();
-        if StdUdp::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port");
-}
+pub use kizuna_testkit::free_udp_tcp_port as free_port;
 
 pub fn indicator(kind: IndicatorKind, value: &str) -> Indicator {
     let now = Timestamp::now().as_secs();
