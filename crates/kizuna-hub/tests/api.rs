@@ -2,6 +2,8 @@
 //! HTTP client. Covers sensor ingest, member isolation, token revocation, resumable paging
 //! while ingestion continues, the audit trail of report reads, /healthz and /metrics.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -63,12 +65,7 @@ async fn start() -> Fixture {
         ..HubConfig::default()
     };
     let hub = Hub::new(store.clone(), config, IngestSettings::default()).expect("hub");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(hub.serve(listener, async {
-        let _ = rx.await;
-    }));
+    let (base, tx, _) = common::serve(hub).await;
     Fixture {
         base,
         store,
@@ -291,12 +288,7 @@ async fn the_hub_applies_retention_and_records_it() {
         ..IngestSettings::default()
     };
     let hub = Hub::new(store.clone(), config, ingest).expect("hub");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(hub.clone().serve(listener, async {
-        let _ = rx.await;
-    }));
+    let (base, _tx, _) = common::serve(hub.clone()).await;
     let client = kizuna_testkit::http_client();
     // Two old events (2026-03-05): kept by the cowrie feed's long retention; the same events
     // under another feed name fall under the 30-day default and go.

@@ -27,12 +27,7 @@ async fn red_observation_naming_another_recipient_is_not_returned() {
         ..HubConfig::default()
     };
     let hub = Hub::new(store.clone(), config, IngestSettings::default()).expect("hub");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(hub.serve(listener, async {
-        let _ = rx.await;
-    }));
+    let (base, _tx, _) = common::serve(hub).await;
 
     // Four observations, all in isp-a's address space.
     let event = |ip: &str, tlp: &str, extra: &str| {
@@ -189,12 +184,7 @@ async fn a_sighting_reaches_exactly_its_indicators_audience() {
         IngestSettings::default(),
     )
     .expect("hub");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(hub.serve(listener, async {
-        let _ = rx.await;
-    }));
+    let (base, _tx, _) = common::serve(hub).await;
     let amber_sighting = kizuna_stix::export::sighting_id(
         &kizuna_stix::SightingItem {
             kind: IndicatorKind::Domain,

@@ -49,12 +49,7 @@ async fn hub(partner: &str, groups: &[&str], password: &str) -> Side {
         IngestSettings::default(),
     )
     .expect("hub");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(h.serve(listener, async {
-        let _ = rx.await;
-    }));
+    let (base, tx, _) = common::serve(h).await;
     Side { store, base, _dir: dir, _stop: tx }
 }
 

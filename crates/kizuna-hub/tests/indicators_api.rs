@@ -2,6 +2,8 @@
 //! client. Analysts add and withdraw, members read what they may, sensors cannot add; ingest
 //! derives indicators after the commit; conflicts, the change feed, the allow-list and metrics.
 
+mod common;
+
 use std::sync::Arc;
 
 use kizuna_hub::indicators::AnalystConfig;
@@ -52,12 +54,7 @@ async fn start() -> Fixture {
         ..HubConfig::default()
     };
     let hub = Hub::new(store.clone(), config, IngestSettings::default()).expect("hub");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(hub.serve(listener, async {
-        let _ = rx.await;
-    }));
+    let (base, tx, _) = common::serve(hub).await;
     Fixture {
         base,
         store,

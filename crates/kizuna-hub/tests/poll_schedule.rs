@@ -6,6 +6,8 @@
 //! `/metrics`, and a new hub process over the same store resumes from the saved `added_after`
 //! instead of reading everything again.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,12 +52,7 @@ impl Running {
 async fn start(store: Arc<dyn HubStore>, sharing: SharingConfig) -> Running {
     let config = HubConfig { listen: "127.0.0.1:0".parse().expect("addr"), sharing, ..HubConfig::default() };
     let hub = Hub::new(store, config, IngestSettings::default()).expect("hub");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(hub.serve(listener, async {
-        let _ = rx.await;
-    }));
+    let (base, tx, task) = common::serve(hub).await;
     Running { base, stop: Some(tx), task }
 }
 

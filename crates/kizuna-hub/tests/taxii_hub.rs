@@ -59,12 +59,7 @@ async fn hub_serves_its_indicators_over_taxii_by_audience() {
         IngestSettings::default(),
     )
     .expect("hub");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(hub.serve(listener, async {
-        let _ = rx.await;
-    }));
+    let (base, _tx, _) = common::serve(hub).await;
 
     let rc = RemoteCollection {
         url: format!("{base}/taxii2/kizuna/collections/{}/", sharing::INDICATORS_COLLECTION),

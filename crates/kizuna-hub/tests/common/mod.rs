@@ -1,4 +1,5 @@
-//! Shared by the hub's sharing tests.
+//! Shared by the hub's integration tests (each test binary uses part of it).
+#![allow(dead_code)]
 
 use kizuna_hub::sharing;
 use kizuna_model::Timestamp;
@@ -29,4 +30,19 @@ pub fn reading_partner(store: &dyn SharingStore, name: &str, groups: &[&str], pa
             created: Timestamp::now(),
         })
         .expect("credential");
+}
+
+/// Serves `hub` on a free loopback port in the background: its base URL, the sender that stops
+/// it (sending or dropping it ends the serve: keep it alive for as long as the test needs the
+/// hub), and the serving task.
+pub async fn serve(
+    hub: std::sync::Arc<kizuna_hub::Hub>,
+) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), kizuna_hub::HubError>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(hub.serve(listener, async {
+        let _ = rx.await;
+    }));
+    (base, tx, task)
 }
