@@ -525,10 +525,6 @@ impl ClientZoneSection {
 
 /// Who holds which address now: the session index.
 pub trait Holders: Send + Sync {
-    /// (session key, address or prefix) of every session in progress at `at` (an address may
-    /// appear under two keys).
-    fn holders_at(&self, at: Timestamp) -> Vec<(String, ipnet::IpNet)>;
-
     /// The addresses of sessions in progress at `at` whose session key `keep` accepts, sorted
     /// and without duplicates (what the client zone needs, without copying every key). `marks`
     /// may keep the decision per subscriber between calls; the caller clears it when `keep`
@@ -542,13 +538,6 @@ pub trait Holders: Send + Sync {
 }
 
 impl Holders for std::sync::RwLock<kizuna_sessions::SessionIndex> {
-    fn holders_at(&self, at: Timestamp) -> Vec<(String, ipnet::IpNet)> {
-        match self.read() {
-            Ok(i) => i.holders_at(at),
-            Err(p) => p.into_inner().holders_at(at),
-        }
-    }
-
     fn live_nets_where(
         &self,
         at: Timestamp,
@@ -574,16 +563,8 @@ pub fn passthru_clients(
     always: &[ipnet::IpNet],
     now: Timestamp,
 ) -> Result<Vec<ipnet::IpNet>> {
-    passthru_of(store, holders.holders_at(now), basis, always)
-}
-
-fn passthru_of(
-    store: &AgentStore,
-    holders: Vec<(String, ipnet::IpNet)>,
-    basis: Basis,
-    always: &[ipnet::IpNet],
-) -> Result<Vec<ipnet::IpNet>> {
-    Ok(passthru_with(&filtered_keys(store, basis)?, holders, always))
+    let filtered = filtered_keys(store, basis)?;
+    Ok(passthru_with(&filtered, holders, always, now, &mut kizuna_sessions::SubscriberMarks::default()))
 }
 
 /// Session key → filtered (the directory joined with the decisions in force).
@@ -599,21 +580,24 @@ fn filtered_keys(store: &AgentStore, basis: Basis) -> Result<HashMap<String, boo
         .collect())
 }
 
+/// [`passthru_clients`] from the key → filtered map, with `marks` keeping each subscriber's
+/// decision under that map (cleared by the caller when the map changes).
 fn passthru_with(
     filtered: &HashMap<String, bool>,
-    holders: Vec<(String, ipnet::IpNet)>,
+    holders: &dyn Holders,
     always: &[ipnet::IpNet],
+    now: Timestamp,
+    marks: &mut kizuna_sessions::SubscriberMarks,
 ) -> Vec<ipnet::IpNet> {
-    let mut out: Vec<ipnet::IpNet> = always.to_vec();
-    // An address with two possible holders (a handover) is exempt if either did not consent;
-    // a key the directory does not know is never filtered.
-    for (key, net) in holders {
-        if !filtered.get(&key).copied().unwrap_or(false) {
-            out.push(net);
-        }
+    // An address with two possible holders (a handover) is exempt if either did not consent
+    // (it is kept once per such holder); a key the directory does not know is never filtered.
+    let keep = |key: &str| !filtered.get(key).copied().unwrap_or(false);
+    let mut out = holders.live_nets_where(now, &keep, marks);
+    if !always.is_empty() {
+        out.extend_from_slice(always);
+        out.sort_unstable();
+        out.dedup();
     }
-    out.sort_unstable();
-    out.dedup();
     out
 }
 
@@ -752,9 +736,6 @@ impl ClientZone {
     pub fn rebuild(&self) -> Result<(kizuna_dns::zone::PublishOutcome, usize)> {
         let consent_version = self.store.consent_version()?;
         let filtered = self.filtered_keys(consent_version)?;
-        // A key the directory does not know is never filtered; an address held under two keys
-        // is exempt when either holder is (it is listed once per holder that is).
-        let keep = |key: &str| !filtered.get(key).copied().unwrap_or(false);
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let l = last.get_or_insert_with(|| LastBuild {
             clients: Vec::new(),
@@ -765,12 +746,13 @@ impl ClientZone {
             l.marks.clear();
             l.filter = Some(filtered.clone());
         }
-        let mut clients = self.holders.live_nets_where(self.clock.now(), &keep, &mut l.marks);
-        if !self.section.always_passthru.is_empty() {
-            clients.extend_from_slice(&self.section.always_passthru);
-            clients.sort_unstable();
-            clients.dedup();
-        }
+        let clients = passthru_with(
+            &filtered,
+            self.holders.as_ref(),
+            &self.section.always_passthru,
+            self.clock.now(),
+            &mut l.marks,
+        );
         let (gone, new) = sorted_difference(&l.clients, &clients);
         let origin = self.section.policy().validate().map_err(|e| Error::Config(format!("client_zone: {e}")))?;
         let owner = |n: &ipnet::IpNet| kizuna_rpz::client_ip_owner(n, &origin);
